@@ -1,0 +1,42 @@
+// CPU implementations of the ops in core/ops.h (same contracts).
+#pragma once
+
+#include "core/ops.h"
+
+namespace lt::cpu {
+
+void set_num_threads(int threads);
+int num_threads();
+void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& c,
+            double alpha, double beta);
+void copy(const Tensor& src, const Tensor& dst);
+void fill(const Tensor& t, double value);
+void add(const Tensor& dst, const Tensor& src, double alpha);
+void scale(const Tensor& t, double factor);
+double sum_squares(const Tensor& t);
+void add_bias(const Tensor& y, const Tensor& bias);
+void bias_backward(const Tensor& dy, const Tensor& dbias);
+void embedding_forward(const Tensor& table, std::span<const std::int32_t> tokens,
+                       const Tensor& out);
+void embedding_backward(const Tensor& dout, std::span<const std::int32_t> tokens,
+                        const Tensor& dtable);
+void rmsnorm_forward(const Tensor& x, const Tensor& weight, double eps, const Tensor& y,
+                     const Tensor& rstd);
+void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor& rstd,
+                      const Tensor& dx, const Tensor& dweight, bool accumulate_dx);
+void rope_apply(const Tensor& x, std::int64_t head_dim, std::span<const std::int32_t> positions,
+                const Tensor& cos_table, const Tensor& sin_table, bool inverse);
+void swiglu_forward(const Tensor& gate_up, const Tensor& out);
+void swiglu_backward(const Tensor& dout, const Tensor& gate_up, const Tensor& dgate_up);
+void attention_forward(const AttentionShape& shape, const Tensor& q, const Tensor& k,
+                       const Tensor& v, const Tensor& out, const Tensor& lse);
+void attention_backward(const AttentionShape& shape, const Tensor& q, const Tensor& k,
+                        const Tensor& v, const Tensor& out, const Tensor& lse,
+                        const Tensor& dout, const Tensor& dq, const Tensor& dk, const Tensor& dv);
+double softmax_cross_entropy(const Tensor& logits, std::span<const std::int32_t> targets,
+                             std::span<const float> weights, double grad_scale,
+                             std::span<std::int32_t> predictions, std::int64_t valid_vocab);
+void adamw_update(const Tensor& master, const Tensor& grad, const Tensor& m, const Tensor& v,
+                  const AdamWStep& step, const Tensor& compute_copy);
+
+}  // namespace lt::cpu

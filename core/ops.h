@@ -1,0 +1,108 @@
+// The operations layers are built from. Each dispatches on the device of its tensors to the CPU
+// kernels (core/cpu) or, in a CUDA build, the CUDA kernels. Floating tensors may be f32, bf16 or
+// f64 (f64 is for reference runs and gradient checks); arithmetic on bf16 happens in fp32.
+// Every reduction has a fixed order, so results do not depend on the thread count.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "core/tensor.h"
+
+namespace lt {
+
+// Threads the CPU kernels use (OpenMP); BLAS calls run single-threaded inside them.
+void set_num_threads(int threads);
+int num_threads();
+
+// C = alpha * op(A) * op(B) + beta * C for 2D (possibly row-strided) tensors. A and B share a
+// dtype; C has it too, or is f32 when A and B are bf16 (fp32 accumulation, e.g. into gradients).
+void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& c,
+            double alpha = 1.0, double beta = 0.0);
+
+// dst = src with dtype conversion (f32, bf16, f64); 2D strided views allowed.
+void copy(const Tensor& src, const Tensor& dst);
+void fill(const Tensor& t, double value);
+// dst += alpha * src (contiguous, same shape; dtypes may differ).
+void add(const Tensor& dst, const Tensor& src, double alpha = 1.0);
+void scale(const Tensor& t, double factor);
+// y[r, :] += bias for every row r (2D y, row-strided ok).
+void add_bias(const Tensor& y, const Tensor& bias);
+// dbias += sum over rows of dy, in a fixed order.
+void bias_backward(const Tensor& dy, const Tensor& dbias);
+// Sum of squares in double, in a fixed order.
+double sum_squares(const Tensor& t);
+
+// out[t, :] = table[tokens[t], :]
+void embedding_forward(const Tensor& table, std::span<const std::int32_t> tokens,
+                       const Tensor& out);
+// dtable[tokens[t], :] += dout[t, :], tokens visited in order.
+void embedding_backward(const Tensor& dout, std::span<const std::int32_t> tokens,
+                        const Tensor& dtable);
+
+// y = x * rstd * w with rstd = 1 / sqrt(mean(x^2) + eps); rstd is f32 [rows] (f64 for f64 x).
+void rmsnorm_forward(const Tensor& x, const Tensor& weight, double eps, const Tensor& y,
+                     const Tensor& rstd);
+// dx (= or += when accumulate) and dweight += (f32/f64 gradient buffer).
+void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor& rstd,
+                      const Tensor& dx, const Tensor& dweight, bool accumulate_dx);
+
+// Rotates pairs (i, i + head_dim/2) of every head of x [rows, heads*head_dim] in place by
+// angle position * inv_freq[i]; `inverse` rotates back (the backward of the rotation).
+// cos/sin tables are f32 [max_position, head_dim/2].
+void rope_apply(const Tensor& x, std::int64_t head_dim, std::span<const std::int32_t> positions,
+                const Tensor& cos_table, const Tensor& sin_table, bool inverse);
+
+// gate_up [rows, 2F] = [gate | up]; out [rows, F] = silu(gate) * up.
+void swiglu_forward(const Tensor& gate_up, const Tensor& out);
+void swiglu_backward(const Tensor& dout, const Tensor& gate_up, const Tensor& dgate_up);
+
+// Blockwise causal attention with online softmax (never an S x S matrix).
+struct AttentionShape {
+  std::int64_t batch = 1;
+  std::int64_t q_len = 0;   // query tokens per sequence
+  std::int64_t kv_len = 0;  // key/value tokens per sequence
+  std::int64_t heads = 1;
+  std::int64_t kv_heads = 1;
+  std::int64_t head_dim = 0;
+  double scale = 0.0;  // 0: 1 / sqrt(head_dim)
+  bool causal = true;
+  // Causal order of every token ([batch * len]); key j is visible to query i when
+  // k_order[j] <= q_order[i]. Empty: 0..len-1.
+  std::span<const std::int32_t> q_order;
+  std::span<const std::int32_t> k_order;
+  // Document of every token; attention never crosses documents. Empty: one document.
+  std::span<const std::int32_t> q_doc;
+  std::span<const std::int32_t> k_doc;
+};
+// q [batch*q_len, heads*head_dim], k/v [batch*kv_len, kv_heads*head_dim] (row-strided views ok),
+// out like q, lse f32 (f64 for f64 q) [batch, heads, q_len] (natural-log sum of exp of the scaled scores).
+void attention_forward(const AttentionShape& shape, const Tensor& q, const Tensor& k,
+                       const Tensor& v, const Tensor& out, const Tensor& lse);
+// Recomputes the scores; writes dq, dk, dv (overwritten).
+void attention_backward(const AttentionShape& shape, const Tensor& q, const Tensor& k,
+                        const Tensor& v, const Tensor& out, const Tensor& lse,
+                        const Tensor& dout, const Tensor& dq, const Tensor& dk, const Tensor& dv);
+
+// Softmax cross-entropy over logits [rows, vocab] (f32 or f64). Returns sum_r weight[r] * loss[r].
+// With `grad_scale` != 0, logits are overwritten with d(grad_scale * sum weight*loss)/dlogits.
+// `predictions` (optional) gets the argmax of each row. Columns >= valid_vocab are padding.
+double softmax_cross_entropy(const Tensor& logits, std::span<const std::int32_t> targets,
+                             std::span<const float> weights, double grad_scale,
+                             std::span<std::int32_t> predictions, std::int64_t valid_vocab);
+
+struct AdamWStep {
+  double lr = 0.0;
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double weight_decay = 0.0;  // decoupled, applied as lr * weight_decay * w
+  std::int64_t step = 1;      // 1-based, for bias correction
+  double grad_scale = 1.0;    // e.g. the clipping coefficient
+};
+// AdamW on a flat shard: master, grad, m, v share length (f32, or f64 for reference runs).
+// When `compute_copy` is defined it receives the updated weights in its dtype.
+void adamw_update(const Tensor& master, const Tensor& grad, const Tensor& m, const Tensor& v,
+                  const AdamWStep& step, const Tensor& compute_copy);
+
+}  // namespace lt

@@ -1,0 +1,129 @@
+#include "layers/model.h"
+
+#include "core/error.h"
+#include "core/ops.h"
+
+namespace lt {
+namespace {
+
+std::vector<ParamSpec> embed_specs(const ModelConfig& m) {
+  ParamSpec s{"model.embed_tokens.weight", Shape{m.vocab, m.dim}, Init::normal, m.init_std, false};
+  s.is_embedding = true;
+  return {s};
+}
+
+std::vector<ParamSpec> head_specs(const ModelConfig& m) {
+  ParamSpec norm{"model.norm.weight", Shape{m.dim}, Init::ones, 0.0, false};
+  norm.is_norm = true;
+  std::vector<ParamSpec> specs = {norm};
+  if (!m.tie_embeddings) specs.push_back({"lm_head.weight", Shape{m.vocab, m.dim}, Init::normal, m.init_std});
+  return specs;
+}
+
+}  // namespace
+
+Model::Model(const ModelConfig& config, DType dtype, std::uint64_t seed, std::int64_t max_positions)
+    : config_(config), dtype_(dtype), grad_dtype_(dtype == DType::f64 ? DType::f64 : DType::f32) {
+  groups_.reserve(static_cast<std::size_t>(config.layers + 2));
+  groups_.emplace_back("embed", embed_specs(config), dtype_, grad_dtype_);
+  for (std::int64_t i = 0; i < config.layers; ++i) {
+    groups_.emplace_back("layers." + std::to_string(i), DecoderBlock::param_specs(config, i), dtype_,
+                         grad_dtype_);
+  }
+  groups_.emplace_back("head", head_specs(config), dtype_, grad_dtype_);
+  for (auto& g : groups_) g.initialize(seed);
+
+  rope_ = std::make_unique<Rope>(config_, max_positions);
+  embedding_ = std::make_unique<Embedding>(groups_.front().get("model.embed_tokens.weight"));
+  for (std::int64_t i = 0; i < config.layers; ++i) {
+    blocks_.push_back(std::make_unique<DecoderBlock>(config_, groups_[static_cast<std::size_t>(i + 1)], i));
+  }
+  ParameterGroup& head = groups_.back();
+  final_norm_ = std::make_unique<RMSNorm>(head.get("model.norm.weight"), config_.norm_eps);
+  Parameter& head_weight = config_.tie_embeddings ? groups_.front().get("model.embed_tokens.weight")
+                                                  : head.get("lm_head.weight");
+  head_ = std::make_unique<LmHeadLoss>(head_weight);
+}
+
+StepContext Model::context(const TokenBatch& batch) const {
+  LT_CHECK(static_cast<std::int64_t>(batch.tokens.size()) == batch.batch * batch.seq_len &&
+               batch.positions.size() == batch.tokens.size(),
+           "token batch of " << batch.tokens.size() << " tokens for " << batch.batch << " x "
+                             << batch.seq_len);
+  StepContext ctx;
+  ctx.batch = batch.batch;
+  ctx.seq_len = batch.seq_len;
+  ctx.positions = batch.positions;
+  ctx.doc_ids = batch.doc_ids;
+  ctx.rope = rope_.get();
+  ctx.dtype = dtype_;
+  ctx.grad_dtype = grad_dtype_;
+  return ctx;
+}
+
+void Model::forward(const TokenBatch& batch, Activations& acts) const {
+  const StepContext ctx = context(batch);
+  Tensor x = embedding_->forward(batch.tokens, ctx);
+  acts.blocks.resize(blocks_.size());
+  acts.block_inputs.clear();
+  for (std::size_t i = 0; i < blocks_.size(); ++i) {
+    acts.block_inputs.push_back(x);
+    x = blocks_[i]->forward(x, ctx, acts.blocks[i]);
+  }
+  acts.final_input = x;
+  acts.normed = Tensor::empty(x.shape(), dtype_, MemCategory::activations);
+  final_norm_->forward(x, acts.normed, acts.final_norm);
+}
+
+LossSums Model::backward(const TokenBatch& batch, Activations& acts, double grad_scale) const {
+  const StepContext ctx = context(batch);
+  Tensor d_normed = Tensor::empty(acts.normed.shape(), dtype_, MemCategory::workspace);
+  const LossSums sums = head_->run(acts.normed, batch.targets, batch.loss_weights, grad_scale, d_normed, {});
+  acts.normed = Tensor();
+  Tensor dx = Tensor::empty(acts.final_input.shape(), dtype_, MemCategory::workspace);
+  final_norm_->backward(d_normed, acts.final_input, acts.final_norm, dx, false);
+  d_normed = Tensor();
+  acts.final_input = Tensor();
+  for (std::size_t i = blocks_.size(); i-- > 0;) {
+    dx = blocks_[i]->backward(std::move(dx), acts.block_inputs[i], ctx, acts.blocks[i]);
+    acts.blocks[i] = DecoderBlock::Saved{};  // free this block's activations
+    acts.block_inputs[i] = Tensor();
+  }
+  embedding_->backward(dx, batch.tokens);
+  return sums;
+}
+
+LossSums Model::forward_backward(const TokenBatch& batch, double grad_scale) {
+  Activations acts;
+  forward(batch, acts);
+  return backward(batch, acts, grad_scale);
+}
+
+LossSums Model::evaluate(const TokenBatch& batch, std::span<std::int32_t> predictions) {
+  Activations acts;
+  forward(batch, acts);
+  acts.blocks.clear();
+  acts.block_inputs.clear();
+  return head_->run(acts.normed, batch.targets, batch.loss_weights, 0.0, Tensor(), predictions);
+}
+
+Parameter* Model::find(const std::string& name) {
+  for (auto& g : groups_) {
+    for (auto& p : g.params()) {
+      if (p.spec.name == name) return &p;
+    }
+  }
+  return nullptr;
+}
+
+void Model::zero_grads() {
+  for (auto& g : groups_) g.zero_grads();
+}
+
+std::int64_t Model::parameter_count() const {
+  std::int64_t n = 0;
+  for (const auto& g : groups_) n += g.numel();
+  return n;
+}
+
+}  // namespace lt

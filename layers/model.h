@@ -1,0 +1,77 @@
+// The Llama-family decoder: embedding, blocks, final RMSNorm, LM head with chunked cross-entropy.
+// Parameters live in flat groups: "embed", one per block, and "head" (final norm, LM head).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "layers/decoder_block.h"
+#include "layers/embedding.h"
+#include "layers/lm_head_loss.h"
+#include "layers/model_config.h"
+#include "layers/rope.h"
+
+namespace lt {
+
+// The tokens of one micro-batch, [batch, seq_len] row-major.
+struct TokenBatch {
+  std::int64_t batch = 0;
+  std::int64_t seq_len = 0;
+  std::span<const std::int32_t> tokens;
+  std::span<const std::int32_t> targets;
+  std::span<const float> loss_weights;
+  std::span<const std::int32_t> positions;
+  std::span<const std::int32_t> doc_ids;  // empty: one document per sequence
+};
+
+class Model {
+ public:
+  // dtype: activations and compute weights (f32, bf16, or f64 for reference runs).
+  Model(const ModelConfig& config, DType dtype, std::uint64_t seed, std::int64_t max_positions);
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  struct Activations {
+    std::vector<Tensor> block_inputs;
+    std::vector<DecoderBlock::Saved> blocks;
+    Tensor final_input;
+    Tensor normed;
+    RMSNorm::Saved final_norm;
+  };
+
+  // Forward and backward of one micro-batch: parameter gradients accumulate, scaled by
+  // grad_scale (1 / tokens counted in the loss over the whole step). Returns the loss sums.
+  LossSums forward_backward(const TokenBatch& batch, double grad_scale);
+  // Forward only; predictions (optional) receive the argmax per token.
+  LossSums evaluate(const TokenBatch& batch, std::span<std::int32_t> predictions);
+
+  // The pieces, for tests and for the parallel runtime.
+  void forward(const TokenBatch& batch, Activations& acts) const;
+  LossSums backward(const TokenBatch& batch, Activations& acts, double grad_scale) const;
+
+  const ModelConfig& config() const { return config_; }
+  DType dtype() const { return dtype_; }
+  DType grad_dtype() const { return grad_dtype_; }
+  std::vector<ParameterGroup>& groups() { return groups_; }
+  const std::vector<ParameterGroup>& groups() const { return groups_; }
+  Parameter* find(const std::string& name);
+  void zero_grads();
+  std::int64_t parameter_count() const;
+
+ private:
+  StepContext context(const TokenBatch& batch) const;
+
+  ModelConfig config_;
+  DType dtype_;
+  DType grad_dtype_;
+  std::vector<ParameterGroup> groups_;
+  std::unique_ptr<Rope> rope_;
+  std::unique_ptr<Embedding> embedding_;
+  std::vector<std::unique_ptr<DecoderBlock>> blocks_;
+  std::unique_ptr<RMSNorm> final_norm_;
+  std::unique_ptr<LmHeadLoss> head_;
+};
+
+}  // namespace lt

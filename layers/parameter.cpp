@@ -1,0 +1,66 @@
+#include "layers/parameter.h"
+
+#include "core/error.h"
+#include "core/ops.h"
+#include "core/rng.h"
+
+namespace lt {
+
+ParameterGroup::ParameterGroup(std::string name, std::vector<ParamSpec> specs, DType value_dtype,
+                               DType grad_dtype)
+    : name_(std::move(name)) {
+  std::int64_t total = 0;
+  for (auto& spec : specs) {
+    Parameter p;
+    p.offset = total;
+    total += spec.shape.numel();
+    p.spec = std::move(spec);
+    params_.push_back(std::move(p));
+  }
+  values_ = Tensor::zeros(Shape{total}, value_dtype, MemCategory::weights);
+  grads_ = Tensor::zeros(Shape{total}, grad_dtype, MemCategory::grads);
+  for (auto& p : params_) {
+    p.value = values_.flat_view(p.offset, p.spec.shape);
+    p.grad = grads_.flat_view(p.offset, p.spec.shape);
+  }
+}
+
+Parameter& ParameterGroup::get(const std::string& name) {
+  for (auto& p : params_) {
+    if (p.spec.name == name) return p;
+  }
+  throw Error("no parameter '" + name + "' in group '" + name_ + "'");
+}
+
+Tensor ParameterGroup::fused(const std::string& first_param, const Shape& shape,
+                             bool grad) const {
+  for (const auto& p : params_) {
+    if (p.spec.name == first_param) return (grad ? grads_ : values_).flat_view(p.offset, shape);
+  }
+  throw Error("no parameter '" + first_param + "' in group '" + name_ + "'");
+}
+
+void ParameterGroup::initialize(std::uint64_t seed) { generate_initial_values(seed, values_); }
+
+void ParameterGroup::generate_initial_values(std::uint64_t seed, const Tensor& dst) const {
+  LT_CHECK(dst.numel() == values_.numel(), "initial values for " << name_ << " into " << dst.describe());
+  // Generated in f64 and converted once, so every dtype rounds the same underlying values.
+  for (const auto& p : params_) {
+    const std::int64_t n = p.spec.shape.numel();
+    Tensor staging = Tensor::empty(Shape{n}, DType::f64, MemCategory::workspace);
+    double* v = staging.data<double>();
+    const std::uint64_t key = rng_key(seed, p.spec.name);
+    for (std::int64_t i = 0; i < n; ++i) {
+      switch (p.spec.init) {
+        case Init::normal: v[i] = p.spec.std * normal_at(key, static_cast<std::uint64_t>(i)); break;
+        case Init::ones: v[i] = 1.0; break;
+        case Init::zeros: v[i] = 0.0; break;
+      }
+    }
+    copy(staging, dst.flat_view(p.offset, Shape{n}));
+  }
+}
+
+void ParameterGroup::zero_grads() { fill(grads_, 0.0); }
+
+}  // namespace lt

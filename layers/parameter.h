@@ -1,0 +1,64 @@
+// Parameters live in flat per-layer groups (one buffer for values, one for gradients) so that the
+// optimizer, gradient clipping and, later, ZeRO sharding and checkpoints work on flat ranges. Each
+// parameter is a named view into its group, initialized element by element from the counter-based
+// RNG keyed by (seed, name, global index): the same values under any parallel layout.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace lt {
+
+enum class Init { normal, ones, zeros };
+
+struct ParamSpec {
+  std::string name;  // HuggingFace Llama naming, e.g. "model.layers.0.self_attn.q_proj.weight"
+  Shape shape;       // the local shape (the whole tensor in a single-process run)
+  Init init = Init::normal;
+  double std = 0.02;
+  bool decay = true;  // weight decay applies
+  bool is_norm = false;
+  bool is_embedding = false;
+};
+
+struct Parameter {
+  ParamSpec spec;
+  std::int64_t offset = 0;  // in elements, inside the group's flat buffers
+  Tensor value;             // compute dtype
+  Tensor grad;              // gradient dtype (f32, or f64 in reference runs)
+};
+
+class ParameterGroup {
+ public:
+  ParameterGroup(std::string name, std::vector<ParamSpec> specs, DType value_dtype,
+                 DType grad_dtype);
+
+  const std::string& name() const { return name_; }
+  std::vector<Parameter>& params() { return params_; }
+  const std::vector<Parameter>& params() const { return params_; }
+  Parameter& get(const std::string& name);
+  const Tensor& values() const { return values_; }
+  const Tensor& grads() const { return grads_; }
+  std::int64_t numel() const { return values_.numel(); }
+
+  // Consecutive parameters starting at `first_param` as one view of `shape` (values or grads):
+  // e.g. q, k and v projections as one [q + 2kv, dim] matrix for a single GEMM.
+  Tensor fused(const std::string& first_param, const Shape& shape, bool grad) const;
+
+  void initialize(std::uint64_t seed);
+  // Writes the initial values into `dst`, a flat buffer with this group's layout in any floating
+  // dtype (e.g. fp32 master weights beside bf16 compute weights: both round the same values).
+  void generate_initial_values(std::uint64_t seed, const Tensor& dst) const;
+  void zero_grads();
+
+ private:
+  std::string name_;
+  std::vector<Parameter> params_;
+  Tensor values_;
+  Tensor grads_;
+};
+
+}  // namespace lt

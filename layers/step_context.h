@@ -1,0 +1,25 @@
+// What every layer needs to know about the tokens of the current micro-batch.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "core/dtype.h"
+
+namespace lt {
+
+class Rope;
+
+struct StepContext {
+  std::int64_t batch = 0;
+  std::int64_t seq_len = 0;
+  std::span<const std::int32_t> positions;  // RoPE position per token [batch * seq_len]
+  std::span<const std::int32_t> doc_ids;    // document per token (empty: one document)
+  const Rope* rope = nullptr;
+  DType dtype = DType::f32;       // activations and compute weights
+  DType grad_dtype = DType::f32;  // parameter gradients
+
+  std::int64_t tokens() const { return batch * seq_len; }
+};
+
+}  // namespace lt

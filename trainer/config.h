@@ -1,0 +1,111 @@
+// The experiment configuration: every YAML section as a struct with its defaults. load_config
+// reads a YAML file, applies --set overrides and validates everything; any problem is a
+// ConfigError whose message names the file, the key, the value and what was expected.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "layers/model_config.h"
+
+namespace lt {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct DataConfig {
+  std::string source = "synthetic";         // synthetic | text | tokens
+  std::string task = "associative_recall";  // synthetic only: associative_recall | passkey
+  std::int64_t seq_len = 256;
+  std::string path;                  // text / tokens: the file (relative to the config file)
+  std::string token_dtype = "uint16";  // tokens: uint16 | uint32
+  std::int64_t eod_token = -1;       // tokens: end-of-document id (-1: no documents)
+  double eval_fraction = 0.05;       // text / tokens: the tail of the file held out for eval
+  bool reset_positions = false;      // restart RoPE positions at each document
+  // associative_recall
+  std::int64_t num_pairs = 8;
+  std::int64_t num_queries = 16;
+  // passkey
+  std::int64_t passkey_digits = 5;
+  double passkey_depth = 0.5;  // where the key sits in the filler, 0 (start) .. 1 (end)
+};
+
+struct TrainConfig {
+  std::int64_t steps = 300;
+  std::int64_t global_batch = 16;
+  std::int64_t micro_batch = 4;
+  std::string recompute = "none";
+  std::uint64_t seed = 1234;
+  std::int64_t eval_every = 50;
+  std::int64_t eval_samples = 64;
+  std::string device = "cpu";  // cpu | cuda | auto
+  std::int64_t threads = 0;    // 0: the cores available to this rank
+};
+
+struct OptimConfig {
+  double lr = 3.0e-4;
+  double min_lr = 3.0e-5;
+  std::int64_t warmup = 20;
+  double weight_decay = 0.1;
+  double clip = 1.0;  // 0: no clipping
+  std::array<double, 2> betas{0.9, 0.95};
+  double eps = 1.0e-8;
+  std::string schedule = "cosine";  // cosine | constant | linear
+  bool decay_norms = false;
+  bool decay_embeddings = false;
+};
+
+struct ParallelConfig {
+  std::string mode = "manual";  // manual | auto
+  std::int64_t tp = 1;
+  std::int64_t cp = 1;
+  std::int64_t dp = 1;
+  std::int64_t zero_stage = 0;
+  bool sequence_parallel = true;
+  double timeout_s = 300.0;
+};
+
+struct CheckpointConfig {
+  std::string dir = "checkpoints";
+  std::int64_t every = 0;  // 0: only at the end
+  std::int64_t keep = 3;
+};
+
+struct LoggingConfig {
+  std::string dir = "runs";
+  std::int64_t every = 1;
+  std::string level = "info";  // trace | debug | info | warn | error
+};
+
+struct Config {
+  std::string source_file;    // the YAML file this came from ("" when built in code)
+  std::string model_hf_config;  // resolved path when the model came from a config.json
+  ModelConfig model;
+  DataConfig data;
+  TrainConfig train;
+  OptimConfig optim;
+  std::string precision = "bf16";  // bf16 | fp32
+  ParallelConfig parallel;
+  CheckpointConfig checkpoint;
+  LoggingConfig logging;
+};
+
+// Reads `path`, applies overrides of the form "section.key=value" (YAML scalars or flow
+// sequences) and validates. Throws ConfigError.
+Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+// Same, from YAML text; `origin` names it in messages.
+Config parse_config(const std::string& yaml_text, const std::string& origin,
+                    const std::vector<std::string>& overrides = {});
+
+// Reads a HuggingFace config.json (Llama, Mistral, Qwen2). Throws ConfigError.
+ModelConfig load_hf_model_config(const std::string& path);
+
+// The YAML reference: every key, its type, default and meaning, as Markdown.
+std::string config_reference_markdown();
+
+}  // namespace lt

@@ -1,0 +1,252 @@
+#include "trainer/trainer.h"
+
+#include <sched.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "core/memory.h"
+#include "core/ops.h"
+#include "optim/grad_clip.h"
+
+namespace lt {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+std::string format_duration(double seconds) {
+  const auto s = static_cast<std::int64_t>(seconds + 0.5);
+  if (s >= 3600) return fmt::format("{}h{:02d}m", s / 3600, (s / 60) % 60);
+  return fmt::format("{}m{:02d}s", s / 60, s % 60);
+}
+
+std::string format_mib(std::int64_t bytes) {
+  return fmt::format("{:.1f}", static_cast<double>(bytes) / (1024.0 * 1024.0));
+}
+
+std::string format_count(std::int64_t n) {
+  std::string digits = std::to_string(n), out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+std::shared_ptr<spdlog::logger> make_logger(const Config& config, int rank) {
+  std::vector<spdlog::sink_ptr> sinks;
+  if (rank == 0) sinks.push_back(std::make_shared<spdlog::sinks::stdout_color_sink_mt>());
+  if (!config.logging.dir.empty()) {
+    const auto path = std::filesystem::path(config.logging.dir) / fmt::format("rank_{}.log", rank);
+    sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(path.string(), true));
+  }
+  auto logger = std::make_shared<spdlog::logger>("longtrain", sinks.begin(), sinks.end());
+  logger->set_pattern("[%H:%M:%S] %v");
+  logger->set_level(spdlog::level::from_str(config.logging.level));
+  logger->flush_on(spdlog::level::info);
+  return logger;
+}
+
+TokenBatch token_batch(const Batch& b) {
+  return TokenBatch{b.batch, b.seq_len, b.tokens, b.targets, b.loss_mask, b.positions, b.doc_ids};
+}
+
+std::string config_dir(const Config& c) {
+  if (c.source_file.empty()) return ".";
+  const auto parent = std::filesystem::path(c.source_file).parent_path();
+  return parent.empty() ? "." : parent.string();
+}
+
+}  // namespace
+
+int resolve_threads(std::int64_t configured, int local_ranks) {
+  if (configured > 0) return static_cast<int>(configured);
+  cpu_set_t set;
+  int usable = static_cast<int>(std::thread::hardware_concurrency());
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    const int allowed = CPU_COUNT(&set);
+    // Already pinned to a subset (e.g. by mpirun --bind-to core): use it all.
+    if (allowed < usable) return std::max(1, allowed);
+    usable = allowed;
+  }
+  return std::max(1, usable / std::max(1, local_ranks));
+}
+
+DType compute_dtype(const std::string& precision) {
+  return precision == "bf16" ? DType::bf16 : DType::f32;
+}
+
+Trainer::Trainer(Config config, ProcessInfo process)
+    : config_(std::move(config)), process_(process) {
+  if (!config_.logging.dir.empty()) std::filesystem::create_directories(config_.logging.dir);
+  log_ = make_logger(config_, process_.rank);
+  threads_ = resolve_threads(config_.train.threads, process_.local_size);
+  set_num_threads(threads_);
+  data_ = make_data_source(config_.data, config_.train.seed, config_dir(config_));
+  if (data_->min_vocab() > config_.model.vocab) {
+    throw ConfigError(fmt::format("{}: model.vocab is {} but the data ({}) needs at least {}",
+                                  config_.source_file, config_.model.vocab, data_->describe(),
+                                  data_->min_vocab()));
+  }
+  model_ = std::make_unique<Model>(config_.model, compute_dtype(config_.precision),
+                                   config_.train.seed, config_.data.seq_len);
+  AdamWConfig opt;
+  opt.betas = config_.optim.betas;
+  opt.eps = config_.optim.eps;
+  opt.weight_decay = config_.optim.weight_decay;
+  opt.decay_norms = config_.optim.decay_norms;
+  opt.decay_embeddings = config_.optim.decay_embeddings;
+  optimizer_ = std::make_unique<AdamW>(*model_, opt, config_.train.seed);
+  schedule_ = LrSchedule{config_.optim.schedule, config_.optim.lr, config_.optim.min_lr,
+                         config_.optim.warmup, config_.train.steps};
+  if (process_.rank == 0 && !config_.logging.dir.empty()) {
+    metrics_ = std::make_unique<MetricsWriter>(
+        (std::filesystem::path(config_.logging.dir) / "metrics.jsonl").string());
+  }
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::log_startup() {
+  const ModelConfig& m = config_.model;
+  log_->info("longtrain: {} parameters ({} layers, dim {}, {} heads / {} KV heads, ffn {}, vocab {})",
+             format_count(count_parameters(m)), m.layers, m.dim, m.heads, m.kv_heads, m.ffn, m.vocab);
+  log_->info("data: {}", data_->describe());
+  log_->info("train: {} steps x {} sequences ({} per micro-batch), precision {}, {} threads, seed {}",
+             config_.train.steps, config_.train.global_batch, config_.train.micro_batch,
+             config_.precision, threads_, config_.train.seed);
+  const MemorySnapshot mem = MemoryTracker::for_device(Device::cpu).snapshot();
+  log_->info("memory: weights {} MiB, grads {} MiB, optimizer {} MiB",
+             format_mib(mem.current_of(MemCategory::weights)), format_mib(mem.current_of(MemCategory::grads)),
+             format_mib(mem.current_of(MemCategory::optimizer)));
+}
+
+StepResult Trainer::train_step(std::int64_t step) {
+  const auto t0 = Clock::now();
+  const std::int64_t global = config_.train.global_batch, micro = config_.train.micro_batch;
+  const auto first = static_cast<std::uint64_t>(step * global);
+  std::vector<Batch> batches;
+  std::int64_t loss_tokens = 0;
+  for (std::int64_t i = 0; i < global; i += micro) {
+    batches.push_back(make_batch(*data_, Split::train, first + static_cast<std::uint64_t>(i), micro));
+    loss_tokens += batches.back().loss_tokens();
+  }
+  StepResult r;
+  r.lr = schedule_.at(step);
+  model_->zero_grads();
+  double loss_sum = 0.0;
+  if (loss_tokens > 0) {
+    // Every micro-batch's gradient is scaled by the step's total token count, so the result is
+    // the mean over the whole global batch however it is split.
+    const double scale = 1.0 / static_cast<double>(loss_tokens);
+    for (const Batch& b : batches) {
+      loss_sum += model_->forward_backward(token_batch(b), scale).loss;
+      r.tokens += b.num_tokens();
+    }
+  }
+  r.loss = loss_tokens > 0 ? loss_sum / static_cast<double>(loss_tokens) : 0.0;
+  r.grad_norm = global_grad_norm(*model_);
+  optimizer_->step(r.lr, clip_coefficient(r.grad_norm, config_.optim.clip));
+  r.seconds = seconds_since(t0);
+  return r;
+}
+
+EvalResult Trainer::evaluate() {
+  const std::int64_t n = config_.train.eval_samples, micro = config_.train.micro_batch;
+  double loss = 0.0;
+  std::int64_t weighted = 0, correct = 0, exact = 0;
+  for (std::int64_t i = 0; i < n; i += micro) {
+    const std::int64_t count = std::min(micro, n - i);
+    const Batch b = make_batch(*data_, Split::eval, static_cast<std::uint64_t>(i), count);
+    std::vector<std::int32_t> predictions(b.tokens.size());
+    const LossSums sums = model_->evaluate(token_batch(b), predictions);
+    loss += sums.loss;
+    correct += sums.correct;
+    weighted += b.loss_tokens();
+    for (std::int64_t s = 0; s < count; ++s) {
+      bool all = true;
+      for (std::int64_t t = s * b.seq_len; t < (s + 1) * b.seq_len; ++t) {
+        const auto u = static_cast<std::size_t>(t);
+        if (b.loss_mask[u] != 0.0f && predictions[u] != b.targets[u]) all = false;
+      }
+      exact += all ? 1 : 0;
+    }
+  }
+  EvalResult r;
+  if (weighted > 0) {
+    r.loss = loss / static_cast<double>(weighted);
+    r.accuracy = static_cast<double>(correct) / static_cast<double>(weighted);
+  }
+  r.exact_match = n > 0 ? static_cast<double>(exact) / static_cast<double>(n) : 0.0;
+  return r;
+}
+
+void Trainer::log_step(std::int64_t step, const StepResult& r, double elapsed) {
+  const MemorySnapshot mem = MemoryTracker::for_device(Device::cpu).snapshot();
+  const std::int64_t done = step + 1, total = config_.train.steps;
+  const double eta = elapsed / static_cast<double>(done) * static_cast<double>(total - done);
+  const double tokens_per_s = static_cast<double>(r.tokens) / r.seconds;
+  if (done % config_.logging.every == 0 || done == total) {
+    log_->info("step {:>{}}/{} | loss {:.4f} | lr {:.2e} | grad norm {:.3f} | {:.0f} tok/s | {} elapsed, eta {} | peak MiB: act {} ws {} total {}",
+               done, std::to_string(total).size(), total, r.loss, r.lr, r.grad_norm, tokens_per_s,
+               format_duration(elapsed), format_duration(eta),
+               format_mib(mem.peak_of(MemCategory::activations)), format_mib(mem.peak_of(MemCategory::workspace)),
+               format_mib(mem.peak_total));
+  }
+  if (!metrics_) return;
+  JsonLine line;
+  line.add("step", done).add("split", std::string("train")).add("loss", r.loss).add("lr", r.lr)
+      .add("grad_norm", r.grad_norm).add("tokens_per_s", tokens_per_s).add("step_time_s", r.seconds)
+      .add("elapsed_s", elapsed);
+  for (std::size_t c = 0; c < kNumMemCategories; ++c) {
+    line.add("mem_peak_" + std::string(category_name(static_cast<MemCategory>(c))), mem.peak[c]);
+  }
+  line.add("mem_peak_total", mem.peak_total);
+  metrics_->write(line);
+}
+
+void Trainer::log_eval(std::int64_t step, const EvalResult& r) {
+  log_->info("eval @ step {} | loss {:.4f} | accuracy {:.1f}% | exact match {:.1f}% ({} samples)",
+             step, r.loss, 100.0 * r.accuracy, 100.0 * r.exact_match, config_.train.eval_samples);
+  if (!metrics_) return;
+  JsonLine line;
+  line.add("step", step).add("split", std::string("eval")).add("loss", r.loss)
+      .add("accuracy", r.accuracy).add("exact_match", r.exact_match);
+  metrics_->write(line);
+}
+
+std::vector<StepResult> Trainer::run() {
+  log_startup();
+  const bool eval_enabled = config_.train.eval_every > 0 && config_.train.eval_samples > 0;
+  if (eval_enabled) log_eval(0, evaluate());
+  std::vector<StepResult> results;
+  const auto t0 = Clock::now();
+  for (std::int64_t step = 0; step < config_.train.steps; ++step) {
+    MemoryTracker::for_device(Device::cpu).reset_peaks();
+    results.push_back(train_step(step));
+    log_step(step, results.back(), seconds_since(t0));
+    const std::int64_t done = step + 1;
+    if (eval_enabled && (done % config_.train.eval_every == 0 || done == config_.train.steps)) {
+      log_eval(done, evaluate());
+    }
+  }
+  double tokens = 0.0, seconds = 0.0;
+  for (const auto& r : results) {
+    tokens += static_cast<double>(r.tokens);
+    seconds += r.seconds;
+  }
+  log_->info("done: {} steps in {}, {:.0f} tok/s on average, final loss {:.4f}", results.size(),
+             format_duration(seconds_since(t0)), seconds > 0 ? tokens / seconds : 0.0,
+             results.empty() ? 0.0 : results.back().loss);
+  return results;
+}
+
+}  // namespace lt

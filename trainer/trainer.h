@@ -1,0 +1,78 @@
+// The training loop: builds the model, optimizer and data from a Config, then steps, logs and
+// evaluates.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "layers/model.h"
+#include "optim/adamw.h"
+#include "optim/lr_schedule.h"
+#include "trainer/config.h"
+#include "trainer/data.h"
+#include "trainer/metrics.h"
+
+namespace spdlog {
+class logger;
+}
+
+namespace lt {
+
+struct EvalResult {
+  double loss = 0.0;         // mean over loss-weighted tokens
+  double accuracy = 0.0;     // fraction of loss-weighted tokens predicted exactly (argmax)
+  double exact_match = 0.0;  // fraction of samples whose every weighted token is right
+};
+
+struct StepResult {
+  double loss = 0.0;
+  double grad_norm = 0.0;
+  double lr = 0.0;
+  std::int64_t tokens = 0;
+  double seconds = 0.0;
+};
+
+struct ProcessInfo {
+  int rank = 0;
+  int world_size = 1;
+  int local_size = 1;
+};
+
+class Trainer {
+ public:
+  Trainer(Config config, ProcessInfo process);
+  ~Trainer();
+
+  // Trains for train.steps steps, evaluating before the first step, every eval_every steps and
+  // after the last. Returns the per-step results.
+  std::vector<StepResult> run();
+
+  StepResult train_step(std::int64_t step);
+  EvalResult evaluate();
+  Model& model() { return *model_; }
+  const DataSource& data() const { return *data_; }
+
+ private:
+  void log_step(std::int64_t step, const StepResult& r, double elapsed);
+  void log_eval(std::int64_t step, const EvalResult& r);
+  void log_startup();
+
+  Config config_;
+  ProcessInfo process_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::unique_ptr<DataSource> data_;
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<AdamW> optimizer_;
+  LrSchedule schedule_;
+  std::unique_ptr<MetricsWriter> metrics_;
+  int threads_ = 1;
+};
+
+// Threads for this rank: train.threads, or the cores this process may use shared among the
+// ranks on its node.
+int resolve_threads(std::int64_t configured, int local_ranks);
+
+DType compute_dtype(const std::string& precision);
+
+}  // namespace lt
