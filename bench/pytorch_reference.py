@@ -16,7 +16,7 @@ Must run with Debian's interpreter (torch 1.13, CPU):
 
   # standalone: write a batch file from random byte windows of a text file
   /usr/bin/python3 bench/pytorch_reference.py --make-batches FILE \
-      --text /work/shared/data/tinyshakespeare.txt \
+      --text ../shared/data/tinyshakespeare.txt \
       --steps 8 --batch 8 --seq 512 --vocab 256 --seed 0
 
 Batch file (little-endian): b"LTBATCH1", int64 steps, batch, seq_len, vocab,
@@ -187,7 +187,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--batches", help="batch file to train on")
     ap.add_argument("--make-batches", metavar="FILE", help="write a batch file and exit")
-    ap.add_argument("--text", default="/work/shared/data/tinyshakespeare.txt")
+    ap.add_argument("--text", default="../shared/data/tinyshakespeare.txt")
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=512)

@@ -12,9 +12,11 @@ LmHeadLoss::LmHeadLoss(Parameter& weight, std::int64_t chunk_rows)
 
 std::int64_t LmHeadLoss::chunk_rows(std::int64_t rows) const {
   if (chunk_rows_ > 0) return std::min(rows, chunk_rows_);
-  // About 4 MiB of fp32 logits per chunk, at least 16 rows.
+  // About 4 MiB of fp32 logits per chunk (at least 16 rows), and never more than a quarter of
+  // the rows: the logits of all tokens never exist at once.
   const std::int64_t vocab = weight_.value.dim(0);
-  return std::min(rows, std::max<std::int64_t>(16, (std::int64_t{1} << 20) / vocab));
+  const std::int64_t by_size = std::max<std::int64_t>(16, (std::int64_t{1} << 20) / vocab);
+  return std::max<std::int64_t>(1, std::min(by_size, (rows + 3) / 4));
 }
 
 LossSums LmHeadLoss::run(const Tensor& h, std::span<const std::int32_t> targets,

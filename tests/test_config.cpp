@@ -645,7 +645,11 @@ TEST(ConfigErrors, YamlSyntaxErrorGivesLineAndColumn) {
 
 TEST(ConfigErrors, MoreThanOneDocument) {
   expect_contains(error_of("train: {steps: 3}\n---\ntrain: {steps: 4}\n"),
-                  {"exp.yaml:3:1", "expected one YAML document, found 2"});
+                  {"exp.yaml:2:1", "expected a single YAML document"});
+  expect_contains(error_of("train: {steps: 3}\n...\ntrain: {steps: 4}\n"),
+                  {"exp.yaml:3:1", "expected a single YAML document"});
+  // A leading "---" (with directives before it) is a single document.
+  EXPECT_EQ(parse_config("%YAML 1.2\n---\ntrain: {steps: 3}\n...\n", "exp.yaml").train.steps, 3);
 }
 
 TEST(ConfigErrors, HfConfigMustBeAPath) {

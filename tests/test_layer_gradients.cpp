@@ -306,3 +306,50 @@ INSTANTIATE_TEST_SUITE_P(TiedEmbeddings, ModelGradients, ::testing::Bool());
 
 }  // namespace
 }  // namespace lt
+
+namespace lt {
+namespace {
+
+// RoPE's point: the score between a rotated query and key depends only on their distance.
+TEST(Rope, ScoresDependOnlyOnRelativePosition) {
+  ModelConfig m = tiny_config();
+  const Rope rope(m, 512);
+  const std::int64_t hd = m.resolved_head_dim();
+  const Tensor q = random_tensor(Shape{1, hd}, F64, 30, "q");
+  const Tensor k = random_tensor(Shape{1, hd}, F64, 30, "k");
+  auto score = [&](std::int32_t pq, std::int32_t pk) {
+    Tensor a = test::to_f64(q), b = test::to_f64(k);
+    const std::vector<std::int32_t> p1 = {pq}, p2 = {pk};
+    rope.forward(a, p1);
+    rope.forward(b, p2);
+    return dot(a, b);
+  };
+  EXPECT_NEAR(score(5, 3), score(105, 103), 1e-5);
+  EXPECT_NEAR(score(300, 0), score(400, 100), 1e-5);
+  EXPECT_GT(std::abs(score(5, 3) - score(5, 4)), 1e-3);
+  // Position 0 is the identity.
+  Tensor a = test::to_f64(q);
+  const std::vector<std::int32_t> zero = {0};
+  rope.forward(a, zero);
+  EXPECT_LT(test::relative_error(a, q), 1e-7);
+}
+
+TEST(Rope, MatchesTheRotateHalfFormula) {
+  ModelConfig m = tiny_config();
+  const Rope rope(m, 64);
+  const std::int64_t hd = m.resolved_head_dim(), half = hd / 2;
+  const Tensor x = random_tensor(Shape{1, hd}, F64, 31, "x");
+  Tensor y = test::to_f64(x);
+  const std::vector<std::int32_t> pos = {7};
+  rope.forward(y, pos);
+  for (std::int64_t i = 0; i < half; ++i) {
+    const double f = 1.0 / std::pow(m.rope_theta, 2.0 * static_cast<double>(i) / static_cast<double>(hd));
+    const double c = std::cos(7 * f), s = std::sin(7 * f);
+    const double x1 = x.data<double>()[i], x2 = x.data<double>()[i + half];
+    EXPECT_NEAR(y.data<double>()[i], x1 * c - x2 * s, 1e-6);
+    EXPECT_NEAR(y.data<double>()[i + half], x2 * c + x1 * s, 1e-6);
+  }
+}
+
+}  // namespace
+}  // namespace lt

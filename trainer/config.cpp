@@ -7,6 +7,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -76,19 +77,47 @@ std::string join_path(const std::string& group, const std::string& name) {
   return group.empty() ? name : group + "." + name;
 }
 
+// True when `line` starts with a YAML document marker ("---" or "...") at column 0.
+bool is_marker(const std::string& line, const char* marker) {
+  return line.starts_with(marker) &&
+         (line.size() == 3 || std::isspace(static_cast<unsigned char>(line[3])));
+}
+
+// The 1-based line where a second document starts, or 0. Checked on the text because
+// YAML::Load silently drops later documents and YAML::LoadAll can loop forever on some
+// malformed input (e.g. ","). Markers at column 0 always delimit documents in YAML.
+int second_document_line(const std::string& text) {
+  std::istringstream lines(text);
+  bool seen_content = false;
+  bool ended = false;  // a "..." closed the first document
+  int number = 0;
+  for (std::string line; std::getline(lines, line);) {
+    ++number;
+    const bool start = is_marker(line, "---");
+    if (start && seen_content) return number;
+    if (is_marker(line, "...")) {
+      ended = seen_content;
+      continue;
+    }
+    const auto first = line.find_first_not_of(" \t\r");
+    const bool blank = first == std::string::npos || line[first] == '#';
+    if (start || blank || line[0] == '%') continue;
+    if (ended) return number;
+    seen_content = true;
+  }
+  return 0;
+}
+
 YAML::Node parse_yaml(const std::string& text, const std::string& where) {
-  std::vector<YAML::Node> docs;
+  if (const int line = second_document_line(text)) {
+    throw ConfigError(where + ":" + std::to_string(line) +
+                      ":1: expected a single YAML document, but '---' starts another");
+  }
   try {
-    docs = YAML::LoadAll(text);
+    return YAML::Load(text);
   } catch (const YAML::Exception& e) {
     throw ConfigError(where + mark_suffix(e.mark) + ": YAML syntax error: " + e.msg);
   }
-  // YAML::Load would silently drop every document after the first.
-  if (docs.size() > 1) {
-    throw ConfigError(where + mark_suffix(docs[1].Mark()) + ": expected one YAML document, found " +
-                      std::to_string(docs.size()) + " (separated by '---')");
-  }
-  return docs.empty() ? YAML::Node() : docs.front();
 }
 
 // Reads the merged tree into a Config, remembering provenance, then validates it.

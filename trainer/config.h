@@ -22,11 +22,11 @@ struct DataConfig {
   std::string source = "synthetic";         // synthetic | text | tokens
   std::string task = "associative_recall";  // synthetic only: associative_recall | passkey
   std::int64_t seq_len = 256;
-  std::string path;                  // text / tokens: the file (relative to the config file)
+  std::string path;                    // text / tokens: the file (relative to the config file)
   std::string token_dtype = "uint16";  // tokens: uint16 | uint32
-  std::int64_t eod_token = -1;       // tokens: end-of-document id (-1: no documents)
-  double eval_fraction = 0.05;       // text / tokens: the tail of the file held out for eval
-  bool reset_positions = false;      // restart RoPE positions at each document
+  std::int64_t eod_token = -1;         // tokens: end-of-document id (-1: no documents)
+  double eval_fraction = 0.05;         // text / tokens: the tail of the file held out for eval
+  bool reset_positions = false;        // restart RoPE positions at each document
   // associative_recall
   std::int64_t num_pairs = 8;
   std::int64_t num_queries = 16;
@@ -39,7 +39,7 @@ struct TrainConfig {
   std::int64_t steps = 300;
   std::int64_t global_batch = 16;
   std::int64_t micro_batch = 4;
-  std::string recompute = "none";
+  std::string recompute = "none";  // none | selective | full
   std::uint64_t seed = 1234;
   std::int64_t eval_every = 50;
   std::int64_t eval_samples = 64;
@@ -83,7 +83,7 @@ struct LoggingConfig {
 };
 
 struct Config {
-  std::string source_file;    // the YAML file this came from ("" when built in code)
+  std::string source_file;      // the YAML file this came from ("" when built in code)
   std::string model_hf_config;  // resolved path when the model came from a config.json
   ModelConfig model;
   DataConfig data;
@@ -96,9 +96,13 @@ struct Config {
 };
 
 // Reads `path`, applies overrides of the form "section.key=value" (YAML scalars or flow
-// sequences) and validates. Throws ConfigError.
+// sequences) and validates. Throws ConfigError. A relative model.hf_config is resolved against
+// the directory of `path` (also when it comes from --set); model_hf_config holds the absolute
+// result. data.path is kept as written (make_data_source resolves it).
+// Only key ranges and rules between keys are checked here; data sources check their files.
 Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
-// Same, from YAML text; `origin` names it in messages.
+// Same, from YAML text; `origin` names it in messages, becomes source_file, and its directory
+// resolves a relative model.hf_config.
 Config parse_config(const std::string& yaml_text, const std::string& origin,
                     const std::vector<std::string>& overrides = {});
 
