@@ -17,7 +17,7 @@ struct RopeScaling {
 };
 
 struct ModelConfig {
-  std::string family = "llama";  // llama | mistral | qwen2 (qwen2: biases on q, k, v)
+  std::string family = "llama";  // llama | mistral | qwen2 (informational; see qkv_bias)
   std::int64_t dim = 256;
   std::int64_t layers = 4;
   std::int64_t heads = 8;

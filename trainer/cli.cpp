@@ -88,6 +88,12 @@ int command_train(const Options& o, int* argc, char*** argv) {
   if (!o.config) throw UsageError("train needs --config FILE");
   Config config = load_config(*o.config, o.overrides);
   DistributedRuntime runtime(argc, argv);
+  const std::int64_t layout = config.parallel.tp * config.parallel.cp * config.parallel.dp;
+  if (runtime.world_size() == 1 && layout != 1) {
+    fmt::print(stderr, "error: {}: parallel.tp x parallel.cp x parallel.dp = {} but the job has 1 rank\n",
+               config.source_file, layout);
+    return 2;
+  }
   if (runtime.world_size() != 1) {
     if (runtime.rank() == 0) {
       fmt::print(stderr, "error: launched on {} ranks, but this build trains on a single process "

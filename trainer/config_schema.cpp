@@ -209,7 +209,7 @@ std::vector<KeySpec> output_keys() {
       {"checkpoint.keep", checkpoint_f<&C::keep>, "Newest checkpoints kept", at_least(1)},
       {"logging.dir", logging_f<&L::dir>,
        "Directory for metrics.jsonl and the rank logs (relative to the working directory)"},
-      {"logging.every", logging_f<&L::every>, "Steps between train metric lines", at_least(1)},
+      {"logging.every", logging_f<&L::every>, "Steps between progress lines on the console and in the rank logs (metrics.jsonl gets every step)", at_least(1)},
       {"logging.level",
        logging_f<&L::level>,
        "Log verbosity",

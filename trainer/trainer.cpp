@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <thread>
 
@@ -65,6 +66,15 @@ std::string config_dir(const Config& c) {
   return parent.empty() ? "." : parent.string();
 }
 
+// Settings the config schema accepts for later milestones but this build cannot honour.
+void check_supported(const Config& c) {
+  const std::string origin = c.source_file.empty() ? "config" : c.source_file;
+  if (c.train.device == "cuda") {
+    throw ConfigError(origin + ": train.device is 'cuda' but this build has only the CPU backend; "
+                               "use 'cpu' or 'auto'");
+  }
+}
+
 }  // namespace
 
 int resolve_threads(std::int64_t configured, int local_ranks) {
@@ -86,6 +96,7 @@ DType compute_dtype(const std::string& precision) {
 
 Trainer::Trainer(Config config, ProcessInfo process)
     : config_(std::move(config)), process_(process) {
+  check_supported(config_);
   if (!config_.logging.dir.empty()) std::filesystem::create_directories(config_.logging.dir);
   log_ = make_logger(config_, process_.rank);
   threads_ = resolve_threads(config_.train.threads, process_.local_size);
@@ -123,6 +134,15 @@ void Trainer::log_startup() {
   log_->info("train: {} steps x {} sequences ({} per micro-batch), precision {}, {} threads, seed {}",
              config_.train.steps, config_.train.global_batch, config_.train.micro_batch,
              config_.precision, threads_, config_.train.seed);
+  if (config_.train.recompute != "none") {
+    log_->warn("train.recompute '{}' is not implemented yet: every activation is kept", config_.train.recompute);
+  }
+  if (config_.parallel.zero_stage != 0) {
+    log_->warn("parallel.zero_stage {} is not implemented yet: nothing is sharded", config_.parallel.zero_stage);
+  }
+  if (config_.checkpoint.every != 0) {
+    log_->warn("checkpoints are not implemented yet: checkpoint.every is ignored");
+  }
   const MemorySnapshot mem = MemoryTracker::for_device(Device::cpu).snapshot();
   log_->info("memory: weights {} MiB, grads {} MiB, optimizer {} MiB",
              format_mib(mem.current_of(MemCategory::weights)), format_mib(mem.current_of(MemCategory::grads)),
@@ -154,7 +174,13 @@ StepResult Trainer::train_step(std::int64_t step) {
   }
   r.loss = loss_tokens > 0 ? loss_sum / static_cast<double>(loss_tokens) : 0.0;
   r.grad_norm = global_grad_norm(*model_);
-  optimizer_->step(r.lr, clip_coefficient(r.grad_norm, config_.optim.clip));
+  if (std::isfinite(r.grad_norm)) {
+    optimizer_->step(r.lr, clip_coefficient(r.grad_norm, config_.optim.clip));
+  } else {
+    // A non-finite gradient would poison every weight through Adam's moments: skip the update.
+    r.skipped = true;
+    log_->warn("step {}: gradient norm is {}; the update is skipped", step + 1, r.grad_norm);
+  }
   r.seconds = seconds_since(t0);
   return r;
 }

@@ -31,6 +31,7 @@ struct StepResult {
   double lr = 0.0;
   std::int64_t tokens = 0;
   double seconds = 0.0;
+  bool skipped = false;  // the gradient was not finite and the optimizer did not step
 };
 
 struct ProcessInfo {

@@ -1,0 +1,99 @@
+// The `longtrain` binary as a user meets it: exit codes and messages for bad input, the params
+// command on real HuggingFace configs, and a short training run.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace {
+
+struct Result {
+  int code;
+  std::string output;  // stdout and stderr together
+};
+
+Result run(const std::string& args) {
+  const std::string cmd = std::string(LT_BINARY_DIR) + "/longtrain " + args + " 2>&1";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  EXPECT_NE(pipe, nullptr);
+  std::string out;
+  std::array<char, 4096> buf{};
+  while (pipe && fgets(buf.data(), static_cast<int>(buf.size()), pipe)) out += buf.data();
+  const int status = pipe ? pclose(pipe) : -1;
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+std::filesystem::path temp_file(const std::string& name, const std::string& text) {
+  const auto path = std::filesystem::path(testing::TempDir()) / name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+const std::string kHfDir = std::string(LT_SOURCE_DIR) + "/../shared/hf_configs/";
+
+TEST(Cli, ParamsPrintsExactCountsForRealModels) {
+  for (const auto& [file, count] : {std::pair{"llama-2-7b.json", "6,738,415,616"},
+                                    std::pair{"qwen2-7b.json", "7,615,616,512"},
+                                    std::pair{"tinyllama-1.1b.json", "1,100,048,384"}}) {
+    const Result r = run("params --hf-config " + kHfDir + file);
+    EXPECT_EQ(r.code, 0) << r.output;
+    EXPECT_NE(r.output.find(count), std::string::npos) << file << ": " << r.output;
+  }
+}
+
+TEST(Cli, BadConfigExitsTwoWithTheFileKeyAndSuggestion) {
+  const auto path = temp_file("cli_bad.yaml", "train:\n  stesp: 10\n");
+  const Result r = run("train --config " + path.string());
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("cli_bad.yaml"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("train.stesp"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("train.steps"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("terminate"), std::string::npos) << r.output;
+}
+
+TEST(Cli, MissingFilesAndBadOverridesExitTwo) {
+  Result r = run("train --config /nonexistent/run.yaml");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("/nonexistent/run.yaml"), std::string::npos) << r.output;
+
+  const auto ok = temp_file("cli_ok.yaml", "train: {steps: 2}\n");
+  r = run("train --config " + ok.string() + " --set train.steps=many");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("many"), std::string::npos) << r.output;
+
+  r = run("train --config " + ok.string() + " --set data.source=text --set data.path=missing.txt");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("missing.txt"), std::string::npos) << r.output;
+}
+
+TEST(Cli, UsageErrorsExitTwo) {
+  EXPECT_EQ(run("").code, 2);
+  EXPECT_EQ(run("frobnicate").code, 2);
+  EXPECT_EQ(run("train").code, 2);
+  EXPECT_EQ(run("train --config").code, 2);
+  EXPECT_EQ(run("params --bogus x").code, 2);
+  EXPECT_EQ(run("help").code, 0);
+}
+
+TEST(Cli, ShortTrainingRunWritesMetrics) {
+  const auto dir = std::filesystem::path(testing::TempDir()) / "cli_run";
+  std::filesystem::remove_all(dir);
+  const auto cfg = temp_file("cli_train.yaml", R"(
+model: {dim: 32, layers: 1, heads: 2, kv_heads: 1, ffn: 64, vocab: 192}
+data: {seq_len: 64, num_pairs: 4, num_queries: 4}
+train: {steps: 3, global_batch: 2, micro_batch: 1, eval_every: 2, eval_samples: 4}
+precision: fp32
+)");
+  const Result r = run("train --config " + cfg.string() + " --set logging.dir=" + dir.string());
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("step 3/3"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("eval @ step 0"), std::string::npos) << r.output;
+  EXPECT_TRUE(std::filesystem::exists(dir / "metrics.jsonl"));
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
