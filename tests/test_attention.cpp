@@ -1,6 +1,7 @@
 // Blockwise attention against a naive S x S reference, and its memory behaviour.
 #include <cmath>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "core/memory.h"
@@ -133,7 +134,13 @@ INSTANTIATE_TEST_SUITE_P(
     Shapes, AttentionVsNaive,
     ::testing::Values(Case{1, 1, 1, 1, 8, false}, Case{2, 37, 4, 4, 16, false},
                       Case{2, 130, 8, 2, 32, false}, Case{1, 200, 4, 1, 64, true},
-                      Case{3, 97, 6, 3, 16, true}, Case{1, 256, 2, 2, 128, true}));
+                      Case{3, 97, 6, 3, 16, true}, Case{1, 256, 2, 2, 128, true}),
+    [](const ::testing::TestParamInfo<Case>& info) {
+      const Case& c = info.param;
+      return "b" + std::to_string(c.batch) + "_s" + std::to_string(c.seq) + "_h" +
+             std::to_string(c.heads) + "_kv" + std::to_string(c.kv_heads) + "_d" +
+             std::to_string(c.head_dim) + (c.documents ? "_docs" : "");
+    });
 
 // Peak workspace while attention runs, for one sequence of length seq.
 std::int64_t attention_workspace_peak(std::int64_t seq, bool backward) {
