@@ -31,13 +31,20 @@ Args parse(int argc, char** argv) {
       if (i + 1 >= argc) throw std::runtime_error("missing value for " + k);
       return argv[++i];
     };
-    if (k == "--text") a.text = next();
-    else if (k == "--dump-batches") a.dump = next();
-    else if (k == "--precision") a.precision = next();
-    else if (k == "--steps") a.steps = std::stoi(next());
-    else if (k == "--warmup") a.warmup = std::stoi(next());
-    else if (k == "--threads") a.threads = std::stoi(next());
-    else throw std::runtime_error("unknown option " + k);
+    if (k == "--text")
+      a.text = next();
+    else if (k == "--dump-batches")
+      a.dump = next();
+    else if (k == "--precision")
+      a.precision = next();
+    else if (k == "--steps")
+      a.steps = std::stoi(next());
+    else if (k == "--warmup")
+      a.warmup = std::stoi(next());
+    else if (k == "--threads")
+      a.threads = std::stoi(next());
+    else
+      throw std::runtime_error("unknown option " + k);
   }
   if (a.warmup >= a.steps) throw std::runtime_error("--warmup must be below --steps");
   return a;
@@ -51,7 +58,8 @@ train: {{steps: {}, global_batch: 8, micro_batch: 8, seed: 0, eval_every: 0, thr
 optim: {{lr: 3.0e-4, min_lr: 3.0e-4, warmup: 0, weight_decay: 0.1, clip: 1.0, schedule: constant}}
 precision: {}
 logging: {{dir: "", level: warn}}
-)", a.text, a.steps, a.threads, a.precision);
+)",
+                     a.text, a.steps, a.threads, a.precision);
 }
 
 // The batch file format of bench/pytorch_reference.py.
@@ -59,7 +67,8 @@ void dump_batches(const lt::DataSource& data, int steps, const std::string& path
   const std::int64_t batch = 8, seq = data.seq_len(), vocab = 256;
   std::vector<std::int32_t> tokens, targets;
   for (int s = 0; s < steps; ++s) {
-    const lt::Batch b = lt::make_batch(data, lt::Split::train, static_cast<std::uint64_t>(s * batch), batch);
+    const lt::Batch b =
+        lt::make_batch(data, lt::Split::train, static_cast<std::uint64_t>(s * batch), batch);
     tokens.insert(tokens.end(), b.tokens.begin(), b.tokens.end());
     targets.insert(targets.end(), b.targets.begin(), b.targets.end());
   }
@@ -68,8 +77,10 @@ void dump_batches(const lt::DataSource& data, int steps, const std::string& path
   for (std::int64_t v : {static_cast<std::int64_t>(steps), batch, seq, vocab}) {
     out.write(reinterpret_cast<const char*>(&v), sizeof v);
   }
-  out.write(reinterpret_cast<const char*>(tokens.data()), static_cast<std::streamsize>(tokens.size() * 4));
-  out.write(reinterpret_cast<const char*>(targets.data()), static_cast<std::streamsize>(targets.size() * 4));
+  out.write(reinterpret_cast<const char*>(tokens.data()),
+            static_cast<std::streamsize>(tokens.size() * 4));
+  out.write(reinterpret_cast<const char*>(targets.data()),
+            static_cast<std::streamsize>(targets.size() * 4));
   if (!out) throw std::runtime_error("cannot write " + path);
 }
 
@@ -92,8 +103,9 @@ int main(int argc, char** argv) {
       if (s >= args.warmup) times.push_back(r.seconds);
     }
     std::sort(times.begin(), times.end());
-    const double median = times.size() % 2 ? times[times.size() / 2]
-                                           : 0.5 * (times[times.size() / 2 - 1] + times[times.size() / 2]);
+    const double median = times.size() % 2
+                              ? times[times.size() / 2]
+                              : 0.5 * (times[times.size() / 2 - 1] + times[times.size() / 2]);
     fmt::print("longtrain_tokens_per_s_median {:.1f}\n", 8.0 * 512.0 / median);
     fmt::print("longtrain_final_loss {:.6f}\n", loss);
     fmt::print("longtrain_params {}\n", trainer.model().parameter_count());

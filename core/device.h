@@ -6,6 +6,8 @@ namespace lt {
 
 enum class Device { cpu, cuda };
 
-constexpr std::string_view device_name(Device d) { return d == Device::cpu ? "cpu" : "cuda"; }
+constexpr std::string_view device_name(Device d) {
+  return d == Device::cpu ? "cpu" : "cuda";
+}
 
 }  // namespace lt

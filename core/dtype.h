@@ -12,20 +12,28 @@ enum class DType : std::uint8_t { f32, bf16, i32, f64 };
 
 constexpr std::size_t dtype_size(DType t) {
   switch (t) {
-    case DType::f32: return 4;
-    case DType::bf16: return 2;
-    case DType::i32: return 4;
-    case DType::f64: return 8;
+    case DType::f32:
+      return 4;
+    case DType::bf16:
+      return 2;
+    case DType::i32:
+      return 4;
+    case DType::f64:
+      return 8;
   }
   return 0;
 }
 
 constexpr std::string_view dtype_name(DType t) {
   switch (t) {
-    case DType::f32: return "f32";
-    case DType::bf16: return "bf16";
-    case DType::i32: return "i32";
-    case DType::f64: return "f64";
+    case DType::f32:
+      return "f32";
+    case DType::bf16:
+      return "bf16";
+    case DType::i32:
+      return "i32";
+    case DType::f64:
+      return "f64";
   }
   return "?";
 }
@@ -40,26 +48,41 @@ struct bf16 {
 
   static std::uint16_t round_from_float(float f) {
     const std::uint32_t u = std::bit_cast<std::uint32_t>(f);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((u >> 16) | 0x40u);  // NaN
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+      return static_cast<std::uint16_t>((u >> 16) | 0x40u);  // NaN
     const std::uint32_t rounding = 0x7fffu + ((u >> 16) & 1u);
     return static_cast<std::uint16_t>((u + rounding) >> 16);
   }
 };
 
-inline float to_float(bf16 x) { return static_cast<float>(x); }
-inline float to_float(float x) { return x; }
-inline double to_float(double x) { return x; }
+inline float to_float(bf16 x) {
+  return static_cast<float>(x);
+}
+inline float to_float(float x) {
+  return x;
+}
+inline double to_float(double x) {
+  return x;
+}
 
 template <class T>
 constexpr DType dtype_of();
 template <>
-constexpr DType dtype_of<float>() { return DType::f32; }
+constexpr DType dtype_of<float>() {
+  return DType::f32;
+}
 template <>
-constexpr DType dtype_of<bf16>() { return DType::bf16; }
+constexpr DType dtype_of<bf16>() {
+  return DType::bf16;
+}
 template <>
-constexpr DType dtype_of<std::int32_t>() { return DType::i32; }
+constexpr DType dtype_of<std::int32_t>() {
+  return DType::i32;
+}
 template <>
-constexpr DType dtype_of<double>() { return DType::f64; }
+constexpr DType dtype_of<double>() {
+  return DType::f64;
+}
 
 // The type arithmetic on T happens in: fp32 for bf16, T otherwise.
 template <class T>

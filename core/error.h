@@ -14,11 +14,11 @@ class Error : public std::runtime_error {
 
 }  // namespace lt
 
-#define LT_CHECK(cond, msg)                                                    \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      std::ostringstream lt_check_stream_;                                     \
-      lt_check_stream_ << __FILE__ << ":" << __LINE__ << ": " << msg;          \
-      throw ::lt::Error(lt_check_stream_.str());                               \
-    }                                                                          \
+#define LT_CHECK(cond, msg)                                           \
+  do {                                                                \
+    if (!(cond)) {                                                    \
+      std::ostringstream lt_check_stream_;                            \
+      lt_check_stream_ << __FILE__ << ":" << __LINE__ << ": " << msg; \
+      throw ::lt::Error(lt_check_stream_.str());                      \
+    }                                                                 \
   } while (0)

@@ -10,13 +10,18 @@ namespace {
 
 void require_cpu(const Tensor& t, const char* op) {
   LT_CHECK(!t.defined() || t.device() == Device::cpu,
-           op << ": tensor on " << device_name(t.device()) << " but this build has only the cpu backend");
+           op << ": tensor on " << device_name(t.device())
+              << " but this build has only the cpu backend");
 }
 
 }  // namespace
 
-void set_num_threads(int threads) { cpu::set_num_threads(threads); }
-int num_threads() { return cpu::num_threads(); }
+void set_num_threads(int threads) {
+  cpu::set_num_threads(threads);
+}
+int num_threads() {
+  return cpu::num_threads();
+}
 
 void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& c,
             double alpha, double beta) {
@@ -106,8 +111,8 @@ void attention_forward(const AttentionShape& shape, const Tensor& q, const Tenso
 }
 
 void attention_backward(const AttentionShape& shape, const Tensor& q, const Tensor& k,
-                        const Tensor& v, const Tensor& out, const Tensor& lse,
-                        const Tensor& dout, const Tensor& dq, const Tensor& dk, const Tensor& dv) {
+                        const Tensor& v, const Tensor& out, const Tensor& lse, const Tensor& dout,
+                        const Tensor& dq, const Tensor& dk, const Tensor& dv) {
   require_cpu(q, "attention_backward");
   cpu::attention_backward(shape, q, k, v, out, lse, dout, dq, dk, dv);
 }

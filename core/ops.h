@@ -76,13 +76,14 @@ struct AttentionShape {
   std::span<const std::int32_t> k_doc;
 };
 // q [batch*q_len, heads*head_dim], k/v [batch*kv_len, kv_heads*head_dim] (row-strided views ok),
-// out like q, lse f32 (f64 for f64 q) [batch, heads, q_len] (natural-log sum of exp of the scaled scores).
+// out like q, lse f32 (f64 for f64 q) [batch, heads, q_len] (natural-log sum of exp of the scaled
+// scores).
 void attention_forward(const AttentionShape& shape, const Tensor& q, const Tensor& k,
                        const Tensor& v, const Tensor& out, const Tensor& lse);
 // Recomputes the scores; writes dq, dk, dv (overwritten).
 void attention_backward(const AttentionShape& shape, const Tensor& q, const Tensor& k,
-                        const Tensor& v, const Tensor& out, const Tensor& lse,
-                        const Tensor& dout, const Tensor& dq, const Tensor& dk, const Tensor& dv);
+                        const Tensor& v, const Tensor& out, const Tensor& lse, const Tensor& dout,
+                        const Tensor& dq, const Tensor& dk, const Tensor& dv);
 
 // Softmax cross-entropy over logits [rows, vocab] (f32 or f64). Returns sum_r weight[r] * loss[r].
 // With `grad_scale` != 0, logits are overwritten with d(grad_scale * sum weight*loss)/dlogits.

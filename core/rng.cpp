@@ -51,7 +51,9 @@ std::uint64_t rng_key(std::uint64_t seed, std::string_view name) {
   return splitmix64(splitmix64(seed) ^ h);
 }
 
-float uniform_float(std::uint32_t bits) { return static_cast<float>(bits >> 8) * 0x1.0p-24f; }
+float uniform_float(std::uint32_t bits) {
+  return static_cast<float>(bits >> 8) * 0x1.0p-24f;
+}
 
 double normal_at(std::uint64_t key, std::uint64_t index) {
   const Philox4 r = philox4x32(key, 0, index);

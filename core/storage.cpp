@@ -74,8 +74,7 @@ HostBlockCache& host_cache() {
 Storage::Storage(std::size_t bytes, MemCategory category, Device device)
     : bytes_(bytes), category_(category), device_(device) {
   if (device != Device::cpu) {
-    throw std::runtime_error("this build has no " + std::string(device_name(device)) +
-                             " backend");
+    throw std::runtime_error("this build has no " + std::string(device_name(device)) + " backend");
   }
   data_ = host_cache().allocate(round_up(bytes));
   MemoryTracker::for_device(device_).on_alloc(category_, static_cast<std::int64_t>(bytes_));
@@ -86,7 +85,11 @@ Storage::~Storage() {
   MemoryTracker::for_device(device_).on_free(category_, static_cast<std::int64_t>(bytes_));
 }
 
-std::size_t host_reserved_bytes() { return host_cache().reserved(); }
-void host_release_cached() { host_cache().release_cached(); }
+std::size_t host_reserved_bytes() {
+  return host_cache().reserved();
+}
+void host_release_cached() {
+  host_cache().release_cached();
+}
 
 }  // namespace lt

@@ -30,7 +30,8 @@ bool Shape::operator==(const Shape& other) const {
 }
 
 Shape Shape::with_dim(int i, std::int64_t value) const {
-  LT_CHECK(i >= 0 && i < rank_ && value >= 0, "with_dim(" << i << ", " << value << ") of " << str());
+  LT_CHECK(i >= 0 && i < rank_ && value >= 0,
+           "with_dim(" << i << ", " << value << ") of " << str());
   Shape s = *this;
   s.dims_[static_cast<std::size_t>(i)] = value;
   return s;
@@ -56,8 +57,8 @@ std::int64_t natural_row_stride(const Shape& shape) {
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, MemCategory category, Device device) {
   Tensor t;
-  t.storage_ = std::make_shared<Storage>(static_cast<std::size_t>(shape.numel()) * dtype_size(dtype),
-                                         category, device);
+  t.storage_ = std::make_shared<Storage>(
+      static_cast<std::size_t>(shape.numel()) * dtype_size(dtype), category, device);
   t.shape_ = shape;
   t.dtype_ = dtype;
   t.row_stride_ = natural_row_stride(shape);
@@ -70,11 +71,14 @@ Tensor Tensor::zeros(const Shape& shape, DType dtype, MemCategory category, Devi
   return t;
 }
 
-bool Tensor::is_contiguous() const { return row_stride_ == natural_row_stride(shape_); }
+bool Tensor::is_contiguous() const {
+  return row_stride_ == natural_row_stride(shape_);
+}
 
 void* Tensor::raw() const {
   LT_CHECK(storage_ != nullptr, "access to an undefined tensor");
-  return static_cast<char*>(storage_->data()) + offset_ * static_cast<std::int64_t>(dtype_size(dtype_));
+  return static_cast<char*>(storage_->data()) +
+         offset_ * static_cast<std::int64_t>(dtype_size(dtype_));
 }
 
 Tensor Tensor::reshape(const Shape& shape) const {

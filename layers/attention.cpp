@@ -47,15 +47,18 @@ void Attention::forward(const Tensor& xn, const StepContext& ctx, Saved& saved,
   const std::int64_t qs = m_.q_size(), kvs = m_.kv_size(), width = qs + 2 * kvs;
   const std::string a = prefix_ + "self_attn.";
   const Tensor w_qkv = group_.fused(a + "q_proj.weight", Shape{width, m_.dim}, false);
-  const Tensor b_qkv = m_.qkv_bias ? group_.fused(a + "q_proj.bias", Shape{width}, false) : Tensor();
+  const Tensor b_qkv =
+      m_.qkv_bias ? group_.fused(a + "q_proj.bias", Shape{width}, false) : Tensor();
   saved.qkv = Tensor::empty(Shape{ctx.tokens(), width}, ctx.dtype, MemCategory::activations);
   linear_forward(xn, w_qkv, b_qkv, saved.qkv);
-  const Tensor q = saved.qkv.columns(0, qs), k = saved.qkv.columns(qs, kvs), v = saved.qkv.columns(qs + kvs, kvs);
+  const Tensor q = saved.qkv.columns(0, qs), k = saved.qkv.columns(qs, kvs),
+               v = saved.qkv.columns(qs + kvs, kvs);
   ctx.rope->forward(q, ctx.positions);
   ctx.rope->forward(k, ctx.positions);
   saved.out = Tensor::empty(Shape{ctx.tokens(), qs}, ctx.dtype, MemCategory::activations);
   const DType stat = ctx.dtype == DType::f64 ? DType::f64 : DType::f32;
-  saved.lse = Tensor::empty(Shape{ctx.batch, m_.heads, ctx.seq_len}, stat, MemCategory::activations);
+  saved.lse =
+      Tensor::empty(Shape{ctx.batch, m_.heads, ctx.seq_len}, stat, MemCategory::activations);
   attention_forward(shape(ctx), q, k, v, saved.out, saved.lse);
   linear_forward(saved.out, group_.get(a + "o_proj.weight").value, Tensor(), residual, true);
 }
@@ -69,7 +72,8 @@ void Attention::backward(const Tensor& dresidual, const Tensor& xn, const StepCo
   linear_backward(dresidual, saved.out, wo.value, d_out, wo.grad, Tensor());
 
   Tensor dqkv = Tensor::empty(Shape{ctx.tokens(), width}, ctx.dtype, MemCategory::workspace);
-  const Tensor dq = dqkv.columns(0, qs), dk = dqkv.columns(qs, kvs), dv = dqkv.columns(qs + kvs, kvs);
+  const Tensor dq = dqkv.columns(0, qs), dk = dqkv.columns(qs, kvs),
+               dv = dqkv.columns(qs + kvs, kvs);
   attention_backward(shape(ctx), saved.qkv.columns(0, qs), saved.qkv.columns(qs, kvs),
                      saved.qkv.columns(qs + kvs, kvs), saved.out, saved.lse, d_out, dq, dk, dv);
   ctx.rope->backward(dq, ctx.positions);
@@ -77,7 +81,8 @@ void Attention::backward(const Tensor& dresidual, const Tensor& xn, const StepCo
 
   const Tensor w_qkv = group_.fused(a + "q_proj.weight", Shape{width, m_.dim}, false);
   const Tensor dw_qkv = group_.fused(a + "q_proj.weight", Shape{width, m_.dim}, true);
-  const Tensor db_qkv = m_.qkv_bias ? group_.fused(a + "q_proj.bias", Shape{width}, true) : Tensor();
+  const Tensor db_qkv =
+      m_.qkv_bias ? group_.fused(a + "q_proj.bias", Shape{width}, true) : Tensor();
   linear_backward(dqkv, xn, w_qkv, d_xn, dw_qkv, db_qkv);
 }
 

@@ -11,8 +11,8 @@
 namespace lt {
 
 struct LossSums {
-  double loss = 0.0;             // sum of weight * token loss
-  std::int64_t correct = 0;      // weighted tokens whose argmax equals the target
+  double loss = 0.0;         // sum of weight * token loss
+  std::int64_t correct = 0;  // weighted tokens whose argmax equals the target
 };
 
 class LmHeadLoss {

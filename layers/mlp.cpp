@@ -22,12 +22,15 @@ std::vector<ParamSpec> Mlp::param_specs(const ModelConfig& m, const std::string&
 
 void Mlp::forward(const Tensor& xn, const StepContext& ctx, Saved& saved,
                   const Tensor& residual) const {
-  const Tensor w_gate_up = group_.fused(prefix_ + "gate_proj.weight", Shape{2 * m_.ffn, m_.dim}, false);
-  saved.gate_up = Tensor::empty(Shape{ctx.tokens(), 2 * m_.ffn}, ctx.dtype, MemCategory::activations);
+  const Tensor w_gate_up =
+      group_.fused(prefix_ + "gate_proj.weight", Shape{2 * m_.ffn, m_.dim}, false);
+  saved.gate_up =
+      Tensor::empty(Shape{ctx.tokens(), 2 * m_.ffn}, ctx.dtype, MemCategory::activations);
   linear_forward(xn, w_gate_up, Tensor(), saved.gate_up);
   saved.act = Tensor::empty(Shape{ctx.tokens(), m_.ffn}, ctx.dtype, MemCategory::activations);
   swiglu_forward(saved.gate_up, saved.act);
-  linear_forward(saved.act, group_.get(prefix_ + "down_proj.weight").value, Tensor(), residual, true);
+  linear_forward(saved.act, group_.get(prefix_ + "down_proj.weight").value, Tensor(), residual,
+                 true);
 }
 
 void Mlp::backward(const Tensor& dresidual, const Tensor& xn, const StepContext& ctx,
@@ -35,7 +38,8 @@ void Mlp::backward(const Tensor& dresidual, const Tensor& xn, const StepContext&
   const Parameter& down = group_.get(prefix_ + "down_proj.weight");
   Tensor d_act = Tensor::empty(Shape{ctx.tokens(), m_.ffn}, ctx.dtype, MemCategory::workspace);
   linear_backward(dresidual, saved.act, down.value, d_act, down.grad, Tensor());
-  Tensor d_gate_up = Tensor::empty(Shape{ctx.tokens(), 2 * m_.ffn}, ctx.dtype, MemCategory::workspace);
+  Tensor d_gate_up =
+      Tensor::empty(Shape{ctx.tokens(), 2 * m_.ffn}, ctx.dtype, MemCategory::workspace);
   swiglu_backward(d_act, saved.gate_up, d_gate_up);
   d_act = Tensor();  // free before the next GEMM's output is allocated
   const Shape fused{2 * m_.ffn, m_.dim};

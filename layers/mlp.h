@@ -21,7 +21,8 @@ class Mlp {
   static std::vector<ParamSpec> param_specs(const ModelConfig& m, const std::string& prefix);
 
   // residual += W_down · swiglu(W_gate_up · xn)
-  void forward(const Tensor& xn, const StepContext& ctx, Saved& saved, const Tensor& residual) const;
+  void forward(const Tensor& xn, const StepContext& ctx, Saved& saved,
+               const Tensor& residual) const;
   void backward(const Tensor& dresidual, const Tensor& xn, const StepContext& ctx,
                 const Saved& saved, const Tensor& d_xn) const;
 

@@ -16,7 +16,8 @@ std::vector<ParamSpec> head_specs(const ModelConfig& m) {
   ParamSpec norm{"model.norm.weight", Shape{m.dim}, Init::ones, 0.0, false};
   norm.is_norm = true;
   std::vector<ParamSpec> specs = {norm};
-  if (!m.tie_embeddings) specs.push_back({"lm_head.weight", Shape{m.vocab, m.dim}, Init::normal, m.init_std});
+  if (!m.tie_embeddings)
+    specs.push_back({"lm_head.weight", Shape{m.vocab, m.dim}, Init::normal, m.init_std});
   return specs;
 }
 
@@ -27,8 +28,8 @@ Model::Model(const ModelConfig& config, DType dtype, std::uint64_t seed, std::in
   groups_.reserve(static_cast<std::size_t>(config.layers + 2));
   groups_.emplace_back("embed", embed_specs(config), dtype_, grad_dtype_);
   for (std::int64_t i = 0; i < config.layers; ++i) {
-    groups_.emplace_back("layers." + std::to_string(i), DecoderBlock::param_specs(config, i), dtype_,
-                         grad_dtype_);
+    groups_.emplace_back("layers." + std::to_string(i), DecoderBlock::param_specs(config, i),
+                         dtype_, grad_dtype_);
   }
   groups_.emplace_back("head", head_specs(config), dtype_, grad_dtype_);
   for (auto& g : groups_) g.initialize(seed);
@@ -36,7 +37,8 @@ Model::Model(const ModelConfig& config, DType dtype, std::uint64_t seed, std::in
   rope_ = std::make_unique<Rope>(config_, max_positions);
   embedding_ = std::make_unique<Embedding>(groups_.front().get("model.embed_tokens.weight"));
   for (std::int64_t i = 0; i < config.layers; ++i) {
-    blocks_.push_back(std::make_unique<DecoderBlock>(config_, groups_[static_cast<std::size_t>(i + 1)], i));
+    blocks_.push_back(
+        std::make_unique<DecoderBlock>(config_, groups_[static_cast<std::size_t>(i + 1)], i));
   }
   ParameterGroup& head = groups_.back();
   final_norm_ = std::make_unique<RMSNorm>(head.get("model.norm.weight"), config_.norm_eps);
@@ -78,7 +80,8 @@ void Model::forward(const TokenBatch& batch, Activations& acts) const {
 LossSums Model::backward(const TokenBatch& batch, Activations& acts, double grad_scale) const {
   const StepContext ctx = context(batch);
   Tensor d_normed = Tensor::empty(acts.normed.shape(), dtype_, MemCategory::workspace);
-  const LossSums sums = head_->run(acts.normed, batch.targets, batch.loss_weights, grad_scale, d_normed, {});
+  const LossSums sums =
+      head_->run(acts.normed, batch.targets, batch.loss_weights, grad_scale, d_normed, {});
   acts.normed = Tensor();
   Tensor dx = Tensor::empty(acts.final_input.shape(), dtype_, MemCategory::workspace);
   final_norm_->backward(d_normed, acts.final_input, acts.final_norm, dx, false);

@@ -32,18 +32,20 @@ Parameter& ParameterGroup::get(const std::string& name) {
   throw Error("no parameter '" + name + "' in group '" + name_ + "'");
 }
 
-Tensor ParameterGroup::fused(const std::string& first_param, const Shape& shape,
-                             bool grad) const {
+Tensor ParameterGroup::fused(const std::string& first_param, const Shape& shape, bool grad) const {
   for (const auto& p : params_) {
     if (p.spec.name == first_param) return (grad ? grads_ : values_).flat_view(p.offset, shape);
   }
   throw Error("no parameter '" + first_param + "' in group '" + name_ + "'");
 }
 
-void ParameterGroup::initialize(std::uint64_t seed) { generate_initial_values(seed, values_); }
+void ParameterGroup::initialize(std::uint64_t seed) {
+  generate_initial_values(seed, values_);
+}
 
 void ParameterGroup::generate_initial_values(std::uint64_t seed, const Tensor& dst) const {
-  LT_CHECK(dst.numel() == values_.numel(), "initial values for " << name_ << " into " << dst.describe());
+  LT_CHECK(dst.numel() == values_.numel(),
+           "initial values for " << name_ << " into " << dst.describe());
   // Generated in f64 and converted once, so every dtype rounds the same underlying values.
   for (const auto& p : params_) {
     const std::int64_t n = p.spec.shape.numel();
@@ -52,15 +54,23 @@ void ParameterGroup::generate_initial_values(std::uint64_t seed, const Tensor& d
     const std::uint64_t key = rng_key(seed, p.spec.name);
     for (std::int64_t i = 0; i < n; ++i) {
       switch (p.spec.init) {
-        case Init::normal: v[i] = p.spec.std * normal_at(key, static_cast<std::uint64_t>(i)); break;
-        case Init::ones: v[i] = 1.0; break;
-        case Init::zeros: v[i] = 0.0; break;
+        case Init::normal:
+          v[i] = p.spec.std * normal_at(key, static_cast<std::uint64_t>(i));
+          break;
+        case Init::ones:
+          v[i] = 1.0;
+          break;
+        case Init::zeros:
+          v[i] = 0.0;
+          break;
       }
     }
     copy(staging, dst.flat_view(p.offset, Shape{n}));
   }
 }
 
-void ParameterGroup::zero_grads() { fill(grads_, 0.0); }
+void ParameterGroup::zero_grads() {
+  fill(grads_, 0.0);
+}
 
 }  // namespace lt

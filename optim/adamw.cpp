@@ -39,7 +39,8 @@ void AdamW::step(double lr, double grad_scale) {
     for (const auto& p : st.group->params()) {
       s.weight_decay = decays(p.spec) ? config_.weight_decay : 0.0;
       const Shape flat{p.spec.shape.numel()};
-      const Tensor copy_to = st.separate_master ? st.group->values().flat_view(p.offset, flat) : Tensor();
+      const Tensor copy_to =
+          st.separate_master ? st.group->values().flat_view(p.offset, flat) : Tensor();
       adamw_update(st.master.flat_view(p.offset, flat), st.group->grads().flat_view(p.offset, flat),
                    st.m.flat_view(p.offset, flat), st.v.flat_view(p.offset, flat), s, copy_to);
     }

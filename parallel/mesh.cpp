@@ -8,7 +8,9 @@ MeshCoords mesh_coords(const MeshShape& s, int rank) {
   return MeshCoords{rank / (s.tp * s.cp), (rank / s.tp) % s.cp, rank % s.tp};
 }
 
-int mesh_rank(const MeshShape& s, const MeshCoords& c) { return (c.dp * s.cp + c.cp) * s.tp + c.tp; }
+int mesh_rank(const MeshShape& s, const MeshCoords& c) {
+  return (c.dp * s.cp + c.cp) * s.tp + c.tp;
+}
 
 std::vector<int> mesh_group(const MeshShape& s, int rank, MeshAxis axis) {
   const MeshCoords me = mesh_coords(s, rank);
@@ -33,22 +35,28 @@ std::vector<int> mesh_group(const MeshShape& s, int rank, MeshAxis axis) {
 
 std::string axis_name(MeshAxis axis) {
   switch (axis) {
-    case MeshAxis::tp: return "tp";
-    case MeshAxis::cp: return "cp";
-    case MeshAxis::dp: return "dp";
-    case MeshAxis::replica: return "replica";
+    case MeshAxis::tp:
+      return "tp";
+    case MeshAxis::cp:
+      return "cp";
+    case MeshAxis::dp:
+      return "dp";
+    case MeshAxis::replica:
+      return "replica";
   }
   return "?";
 }
 
-Mesh::Mesh(const MeshShape& shape, int world_rank, int world_size, const CommunicatorFactory& factory)
+Mesh::Mesh(const MeshShape& shape, int world_rank, int world_size,
+           const CommunicatorFactory& factory)
     : shape_(shape), world_rank_(world_rank) {
-  LT_CHECK(shape.dp >= 1 && shape.cp >= 1 && shape.tp >= 1,
-           "mesh dimensions must be >= 1 (dp " << shape.dp << ", cp " << shape.cp << ", tp " << shape.tp << ")");
+  LT_CHECK(shape.dp >= 1 && shape.cp >= 1 && shape.tp >= 1, "mesh dimensions must be >= 1 (dp "
+                                                                << shape.dp << ", cp " << shape.cp
+                                                                << ", tp " << shape.tp << ")");
   LT_CHECK(shape.world() == world_size, "parallel.dp x parallel.cp x parallel.tp = "
-                                            << shape.dp << " x " << shape.cp << " x " << shape.tp << " = "
-                                            << shape.world() << " but the job has " << world_size
-                                            << " ranks");
+                                            << shape.dp << " x " << shape.cp << " x " << shape.tp
+                                            << " = " << shape.world() << " but the job has "
+                                            << world_size << " ranks");
   coords_ = mesh_coords(shape, world_rank);
   // Every rank creates its groups in the same order, so collective creation calls match up.
   for (MeshAxis axis : {MeshAxis::tp, MeshAxis::cp, MeshAxis::dp, MeshAxis::replica}) {
@@ -56,6 +64,8 @@ Mesh::Mesh(const MeshShape& shape, int world_rank, int world_size, const Communi
   }
 }
 
-Communicator& Mesh::group(MeshAxis axis) const { return *groups_[static_cast<std::size_t>(axis)]; }
+Communicator& Mesh::group(MeshAxis axis) const {
+  return *groups_[static_cast<std::size_t>(axis)];
+}
 
 }  // namespace lt

@@ -39,8 +39,8 @@ std::vector<int> mesh_group(const MeshShape& shape, int rank, MeshAxis axis);
 std::string axis_name(MeshAxis axis);
 
 // Makes a communicator over the given world ranks (called by every member, for each group).
-using CommunicatorFactory =
-    std::function<std::unique_ptr<Communicator>(const std::string& name, const std::vector<int>& ranks)>;
+using CommunicatorFactory = std::function<std::unique_ptr<Communicator>(
+    const std::string& name, const std::vector<int>& ranks)>;
 
 class Mesh {
  public:

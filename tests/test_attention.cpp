@@ -28,11 +28,14 @@ void naive_attention(const AttentionShape& a, const Tensor& q, const Tensor& k, 
       const std::int64_t g = h / (a.heads / a.kv_heads);
       for (std::int64_t i = 0; i < a.q_len; ++i) {
         const std::int64_t qi = b * a.q_len + i;
-        std::vector<double> s(static_cast<std::size_t>(a.kv_len), -std::numeric_limits<double>::infinity());
+        std::vector<double> s(static_cast<std::size_t>(a.kv_len),
+                              -std::numeric_limits<double>::infinity());
         double mx = -std::numeric_limits<double>::infinity();
         for (std::int64_t j = 0; j <= i; ++j) {
           const std::int64_t kj = b * a.kv_len + j;
-          if (!a.q_doc.empty() && a.q_doc[static_cast<std::size_t>(qi)] != a.k_doc[static_cast<std::size_t>(kj)]) continue;
+          if (!a.q_doc.empty() &&
+              a.q_doc[static_cast<std::size_t>(qi)] != a.k_doc[static_cast<std::size_t>(kj)])
+            continue;
           double dot = 0.0;
           for (std::int64_t d = 0; d < hd; ++d)
             dot += Q.data<double>()[qi * qw + h * hd + d] * K.data<double>()[kj * kw + g * hd + d];
@@ -110,14 +113,17 @@ TEST_P(AttentionVsNaive, ForwardAndBackwardMatchFp32) {
   // test_layer_gradients: the fp32 kernel must agree within fp32 accuracy.
   const Tensor dout = test::random_tensor(q.shape(), DType::f32, 2, "dout");
   auto grads = [&](DType t) {
-    Tensor qq = Tensor::empty(q.shape(), t, MemCategory::workspace), kk = Tensor::empty(k.shape(), t, MemCategory::workspace);
-    Tensor vv = Tensor::empty(v.shape(), t, MemCategory::workspace), dd = Tensor::empty(q.shape(), t, MemCategory::workspace);
+    Tensor qq = Tensor::empty(q.shape(), t, MemCategory::workspace),
+           kk = Tensor::empty(k.shape(), t, MemCategory::workspace);
+    Tensor vv = Tensor::empty(v.shape(), t, MemCategory::workspace),
+           dd = Tensor::empty(q.shape(), t, MemCategory::workspace);
     copy(q, qq);
     copy(k, kk);
     copy(v, vv);
     copy(dout, dd);
     Tensor o = Tensor::empty(q.shape(), t, MemCategory::workspace);
-    Tensor l = Tensor::empty(lse.shape(), t == DType::f64 ? DType::f64 : DType::f32, MemCategory::workspace);
+    Tensor l = Tensor::empty(lse.shape(), t == DType::f64 ? DType::f64 : DType::f32,
+                             MemCategory::workspace);
     attention_forward(a, qq, kk, vv, o, l);
     std::vector<Tensor> g = {Tensor::empty(q.shape(), t, MemCategory::workspace),
                              Tensor::empty(k.shape(), t, MemCategory::workspace),
@@ -127,20 +133,26 @@ TEST_P(AttentionVsNaive, ForwardAndBackwardMatchFp32) {
   };
   const auto g32 = grads(DType::f32);
   const auto g64 = grads(DType::f64);
-  for (int i = 0; i < 3; ++i) EXPECT_LE(test::relative_error(g32[static_cast<std::size_t>(i)], g64[static_cast<std::size_t>(i)]), 1e-5) << "gradient " << i;
+  for (int i = 0; i < 3; ++i)
+    EXPECT_LE(
+        test::relative_error(g32[static_cast<std::size_t>(i)], g64[static_cast<std::size_t>(i)]),
+        1e-5)
+        << "gradient " << i;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Shapes, AttentionVsNaive,
-    ::testing::Values(Case{1, 1, 1, 1, 8, false}, Case{2, 37, 4, 4, 16, false},
-                      Case{2, 130, 8, 2, 32, false}, Case{1, 200, 4, 1, 64, true},
-                      Case{3, 97, 6, 3, 16, true}, Case{1, 256, 2, 2, 128, true}),
-    [](const ::testing::TestParamInfo<Case>& info) {
-      const Case& c = info.param;
-      return "b" + std::to_string(c.batch) + "_s" + std::to_string(c.seq) + "_h" +
-             std::to_string(c.heads) + "_kv" + std::to_string(c.kv_heads) + "_d" +
-             std::to_string(c.head_dim) + (c.documents ? "_docs" : "");
-    });
+INSTANTIATE_TEST_SUITE_P(Shapes, AttentionVsNaive,
+                         ::testing::Values(Case{1, 1, 1, 1, 8, false}, Case{2, 37, 4, 4, 16, false},
+                                           Case{2, 130, 8, 2, 32, false},
+                                           Case{1, 200, 4, 1, 64, true},
+                                           Case{3, 97, 6, 3, 16, true},
+                                           Case{1, 256, 2, 2, 128, true}),
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           const Case& c = info.param;
+                           return "b" + std::to_string(c.batch) + "_s" + std::to_string(c.seq) +
+                                  "_h" + std::to_string(c.heads) + "_kv" +
+                                  std::to_string(c.kv_heads) + "_d" + std::to_string(c.head_dim) +
+                                  (c.documents ? "_docs" : "");
+                         });
 
 // Peak workspace while attention runs, for one sequence of length seq.
 std::int64_t attention_workspace_peak(std::int64_t seq, bool backward) {
@@ -150,9 +162,12 @@ std::int64_t attention_workspace_peak(std::int64_t seq, bool backward) {
   a.heads = 2;
   a.kv_heads = 1;
   a.head_dim = 32;
-  const Tensor q = test::random_tensor(Shape{seq, 64}, DType::f32, 3, "q", 1.0, MemCategory::activations);
-  const Tensor k = test::random_tensor(Shape{seq, 32}, DType::f32, 3, "k", 1.0, MemCategory::activations);
-  const Tensor v = test::random_tensor(Shape{seq, 32}, DType::f32, 3, "v", 1.0, MemCategory::activations);
+  const Tensor q =
+      test::random_tensor(Shape{seq, 64}, DType::f32, 3, "q", 1.0, MemCategory::activations);
+  const Tensor k =
+      test::random_tensor(Shape{seq, 32}, DType::f32, 3, "k", 1.0, MemCategory::activations);
+  const Tensor v =
+      test::random_tensor(Shape{seq, 32}, DType::f32, 3, "v", 1.0, MemCategory::activations);
   Tensor out = Tensor::empty(q.shape(), DType::f32, MemCategory::activations);
   Tensor lse = Tensor::empty(Shape{1, 2, seq}, DType::f32, MemCategory::activations);
   Tensor dq = Tensor::empty(q.shape(), DType::f32, MemCategory::activations);

@@ -36,9 +36,9 @@ std::filesystem::path temp_file(const std::string& name, const std::string& text
 const std::string kHfDir = std::string(LT_SOURCE_DIR) + "/../shared/hf_configs/";
 
 TEST(Cli, ParamsPrintsExactCountsForRealModels) {
-  for (const auto& [file, count] : {std::pair{"llama-2-7b.json", "6,738,415,616"},
-                                    std::pair{"qwen2-7b.json", "7,615,616,512"},
-                                    std::pair{"tinyllama-1.1b.json", "1,100,048,384"}}) {
+  for (const auto& [file, count] :
+       {std::pair{"llama-2-7b.json", "6,738,415,616"}, std::pair{"qwen2-7b.json", "7,615,616,512"},
+        std::pair{"tinyllama-1.1b.json", "1,100,048,384"}}) {
     const Result r = run("params --hf-config " + kHfDir + file);
     EXPECT_EQ(r.code, 0) << r.output;
     EXPECT_NE(r.output.find(count), std::string::npos) << file << ": " << r.output;

@@ -31,7 +31,8 @@ TEST(Philox, NormalHasUnitMomentsAndDependsOnKeyAndIndexOnly) {
   EXPECT_NEAR(sq / n, 1.0, 0.01);
   EXPECT_EQ(normal_at(key, 777), normal_at(key, 777));
   EXPECT_NE(normal_at(key, 777), normal_at(rng_key(1234, "other"), 777));
-  EXPECT_NE(normal_at(key, 777), normal_at(rng_key(1235, "model.layers.0.mlp.up_proj.weight"), 777));
+  EXPECT_NE(normal_at(key, 777),
+            normal_at(rng_key(1235, "model.layers.0.mlp.up_proj.weight"), 777));
 }
 
 TEST(Bf16, RoundsToNearestEven) {
@@ -62,14 +63,18 @@ TEST(Memory, EveryAllocationIsCountedInItsCategory) {
     Tensor a = Tensor::empty(Shape{100, 10}, DType::f32, MemCategory::optimizer);
     Tensor b = Tensor::empty(Shape{50}, DType::bf16, MemCategory::communication);
     const MemorySnapshot during = mem.snapshot();
-    EXPECT_EQ(during.current_of(MemCategory::optimizer) - before.current_of(MemCategory::optimizer), 4000);
-    EXPECT_EQ(during.current_of(MemCategory::communication) - before.current_of(MemCategory::communication), 100);
+    EXPECT_EQ(during.current_of(MemCategory::optimizer) - before.current_of(MemCategory::optimizer),
+              4000);
+    EXPECT_EQ(during.current_of(MemCategory::communication) -
+                  before.current_of(MemCategory::communication),
+              100);
     Tensor view = a.columns(2, 3);  // views allocate nothing
     EXPECT_EQ(mem.snapshot().current_total, during.current_total);
   }
   const MemorySnapshot after = mem.snapshot();
   EXPECT_EQ(after.current_total, before.current_total);
-  EXPECT_EQ(after.peak_of(MemCategory::optimizer) - before.current_of(MemCategory::optimizer), 4000);
+  EXPECT_EQ(after.peak_of(MemCategory::optimizer) - before.current_of(MemCategory::optimizer),
+            4000);
 }
 
 TEST(TensorViews, ColumnsRowsAndErrors) {
@@ -97,8 +102,10 @@ Tensor naive_matmul(const Tensor& a, bool ta, const Tensor& b, bool tb) {
     for (std::int64_t j = 0; j < n; ++j) {
       double s = 0.0;
       for (std::int64_t p = 0; p < k; ++p) {
-        const double x = ta ? A.data<double>()[p * a.dim(1) + i] : A.data<double>()[i * a.dim(1) + p];
-        const double y = tb ? B.data<double>()[j * b.dim(1) + p] : B.data<double>()[p * b.dim(1) + j];
+        const double x =
+            ta ? A.data<double>()[p * a.dim(1) + i] : A.data<double>()[i * a.dim(1) + p];
+        const double y =
+            tb ? B.data<double>()[j * b.dim(1) + p] : B.data<double>()[p * b.dim(1) + j];
         s += x * y;
       }
       c.data<double>()[i * n + j] = s;
@@ -136,9 +143,11 @@ TEST(Gemm, StridedViewsAlphaBetaAndBf16Output) {
   const Tensor ref = naive_matmul(a, false, b, true);
   const Tensor got = test::to_f64(c);
   for (std::int64_t i = 0; i < got.numel(); ++i) {
-    EXPECT_NEAR(got.data<double>()[i], 2.0 * ref.data<double>()[i] + 0.5 * c0.data<double>()[i], 1e-4);
+    EXPECT_NEAR(got.data<double>()[i], 2.0 * ref.data<double>()[i] + 0.5 * c0.data<double>()[i],
+                1e-4);
   }
-  EXPECT_EQ(c_wide.data<float>()[0], test::random_tensor(Shape{40, 50}, DType::f32, 2, "c").data<float>()[0])
+  EXPECT_EQ(c_wide.data<float>()[0],
+            test::random_tensor(Shape{40, 50}, DType::f32, 2, "c").data<float>()[0])
       << "columns outside the view must be untouched";
 
   const Tensor ab = test::random_tensor(Shape{16, 24}, DType::bf16, 3, "ab");
@@ -172,7 +181,10 @@ TEST(Determinism, ResultsDoNotDependOnTheThreadCount) {
     EXPECT_EQ(std::memcmp(one[i].raw(), two[i].raw(), one[i].nbytes()), 0) << "output " << i;
     EXPECT_EQ(std::memcmp(one[i].raw(), three[i].raw(), one[i].nbytes()), 0) << "output " << i;
   }
-  EXPECT_EQ(sum_squares(a), [&] { set_num_threads(1); return sum_squares(a); }());
+  EXPECT_EQ(sum_squares(a), [&] {
+    set_num_threads(1);
+    return sum_squares(a);
+  }());
   set_num_threads(2);
 }
 
@@ -182,7 +194,8 @@ TEST(CrossEntropy, MatchesDirectFormulaWithPaddingAndWeights) {
   const std::vector<std::int32_t> targets = {0, 9, 3, 9, 1};
   const std::vector<float> weights = {1, 0, 1, 1, 0.5f};
   std::vector<std::int32_t> pred(5);
-  const double got = softmax_cross_entropy(logits, targets, weights, 0.0, pred, 10);  // 2 padding columns
+  const double got =
+      softmax_cross_entropy(logits, targets, weights, 0.0, pred, 10);  // 2 padding columns
   double want = 0.0;
   for (int r = 0; r < 5; ++r) {
     const double* row = ref.data<double>() + r * 12;
@@ -195,7 +208,8 @@ TEST(CrossEntropy, MatchesDirectFormulaWithPaddingAndWeights) {
       }
     }
     for (int j = 0; j < 10; ++j) sum += std::exp(row[j] - mx);
-    want += weights[static_cast<std::size_t>(r)] * (mx + std::log(sum) - row[targets[static_cast<std::size_t>(r)]]);
+    want += weights[static_cast<std::size_t>(r)] *
+            (mx + std::log(sum) - row[targets[static_cast<std::size_t>(r)]]);
     EXPECT_EQ(pred[static_cast<std::size_t>(r)], arg);
   }
   EXPECT_NEAR(got, want, 1e-12);

@@ -181,7 +181,8 @@ TEST(LayerGradients, AttentionLayerWithBias) {
   const StepContext ctx = tb.context(rope);
   ParameterGroup group("g", Attention::param_specs(m, "p."), F64, F64);
   group.initialize(7);
-  for (const char* b : {"p.self_attn.q_proj.bias", "p.self_attn.k_proj.bias", "p.self_attn.v_proj.bias"}) {
+  for (const char* b :
+       {"p.self_attn.q_proj.bias", "p.self_attn.k_proj.bias", "p.self_attn.v_proj.bias"}) {
     copy(random_tensor(group.get(b).value.shape(), F64, 7, b, 0.3), group.get(b).value);
   }
   const Attention attn(m, group, "p.");
@@ -265,7 +266,8 @@ TEST(LayerGradients, DecoderBlock) {
   const ModelConfig m = tiny_config();
   ParameterGroup group("g", DecoderBlock::param_specs(m, 0), F64, F64);
   group.initialize(14);
-  for (const char* n : {"model.layers.0.input_layernorm.weight", "model.layers.0.post_attention_layernorm.weight"}) {
+  for (const char* n : {"model.layers.0.input_layernorm.weight",
+                        "model.layers.0.post_attention_layernorm.weight"}) {
     copy(random_tensor(Shape{m.dim}, F64, 14, n, 0.5), group.get(n).value);  // not all ones
   }
   const DecoderBlock block(m, group, 0);
@@ -343,7 +345,8 @@ TEST(Rope, MatchesTheRotateHalfFormula) {
   const std::vector<std::int32_t> pos = {7};
   rope.forward(y, pos);
   for (std::int64_t i = 0; i < half; ++i) {
-    const double f = 1.0 / std::pow(m.rope_theta, 2.0 * static_cast<double>(i) / static_cast<double>(hd));
+    const double f =
+        1.0 / std::pow(m.rope_theta, 2.0 * static_cast<double>(i) / static_cast<double>(hd));
     const double c = std::cos(7 * f), s = std::sin(7 * f);
     const double x1 = x.data<double>()[i], x2 = x.data<double>()[i + half];
     EXPECT_NEAR(y.data<double>()[i], x1 * c - x2 * s, 1e-6);

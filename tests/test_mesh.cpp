@@ -45,7 +45,9 @@ TEST(Mesh, RejectsAShapeThatDoesNotMatchTheWorld) {
     Mesh mesh(MeshShape{1, 2, 2}, 0, 2, factory);
     FAIL() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("1 x 2 x 2 = 4 but the job has 2 ranks"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("1 x 2 x 2 = 4 but the job has 2 ranks"),
+              std::string::npos)
+        << e.what();
   }
   Mesh single(MeshShape{}, 0, 1, factory);
   EXPECT_EQ(single.group(MeshAxis::dp).size(), 1);

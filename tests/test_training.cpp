@@ -77,9 +77,11 @@ TEST(Training, MemoryCategoriesAreAllAccounted) {
   const MemorySnapshot built = mem.snapshot();
   const std::int64_t params = trainer.model().parameter_count();
   // bf16 weights, fp32 gradients, fp32 master + two moments: 2 + 4 + 12 bytes per parameter.
-  EXPECT_EQ(built.current_of(MemCategory::weights) - base.current_of(MemCategory::weights), 2 * params);
+  EXPECT_EQ(built.current_of(MemCategory::weights) - base.current_of(MemCategory::weights),
+            2 * params);
   EXPECT_EQ(built.current_of(MemCategory::grads) - base.current_of(MemCategory::grads), 4 * params);
-  EXPECT_EQ(built.current_of(MemCategory::optimizer) - base.current_of(MemCategory::optimizer), 12 * params);
+  EXPECT_EQ(built.current_of(MemCategory::optimizer) - base.current_of(MemCategory::optimizer),
+            12 * params);
   mem.reset_peaks();
   trainer.train_step(0);
   const MemorySnapshot after = mem.snapshot();
@@ -105,9 +107,10 @@ TEST(Training, LogitsNeverExistForAllTokensAtOnce) {
 TEST(Training, MetricsFileHasOneJsonObjectPerStepAndEval) {
   const auto dir = std::filesystem::path(testing::TempDir()) / "lt_metrics_test";
   std::filesystem::remove_all(dir);
-  Trainer trainer(parse_config(kTinyConfig, "tiny.yaml",
-                               {"logging.dir=" + dir.string(), "train.eval_every=3", "train.eval_samples=8"}),
-                  ProcessInfo{});
+  Trainer trainer(
+      parse_config(kTinyConfig, "tiny.yaml",
+                   {"logging.dir=" + dir.string(), "train.eval_every=3", "train.eval_samples=8"}),
+      ProcessInfo{});
   trainer.run();
   std::ifstream in(dir / "metrics.jsonl");
   std::string line;

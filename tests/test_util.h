@@ -20,7 +20,8 @@ inline Tensor random_tensor(const Shape& shape, DType dtype, std::uint64_t seed,
   Tensor staging = Tensor::empty(shape, DType::f64, MemCategory::workspace);
   double* p = staging.data<double>();
   const std::uint64_t key = rng_key(seed, name);
-  for (std::int64_t i = 0; i < staging.numel(); ++i) p[i] = scale * normal_at(key, static_cast<std::uint64_t>(i));
+  for (std::int64_t i = 0; i < staging.numel(); ++i)
+    p[i] = scale * normal_at(key, static_cast<std::uint64_t>(i));
   if (dtype == DType::f64) return staging;
   Tensor t = Tensor::empty(shape, dtype, category);
   copy(staging, t);
@@ -48,9 +49,8 @@ inline double relative_error(const Tensor& a, const Tensor& b) {
 // on up to `samples` evenly spread elements of `param` (an f64 tensor perturbed in place).
 // Each element must agree within atol + rtol * |fd|.
 inline void expect_gradient_matches(const std::string& what, const std::function<double()>& loss,
-                                    const Tensor& param, const Tensor& analytic,
-                                    int samples = 24, double eps = 1e-6, double rtol = 1e-5,
-                                    double atol = 1e-8) {
+                                    const Tensor& param, const Tensor& analytic, int samples = 24,
+                                    double eps = 1e-6, double rtol = 1e-5, double atol = 1e-8) {
   ASSERT_EQ(param.dtype(), DType::f64) << what;
   ASSERT_EQ(param.numel(), analytic.numel()) << what;
   const Tensor grad = to_f64(analytic);

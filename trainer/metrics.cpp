@@ -1,10 +1,10 @@
 #include "trainer/metrics.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
-
-#include <fmt/format.h>
 
 namespace lt {
 
@@ -12,10 +12,18 @@ std::string json_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           out += fmt::format("\\u{:04x}", static_cast<int>(c));
@@ -55,7 +63,8 @@ std::string JsonLine::str() const {
 MetricsWriter::MetricsWriter(const std::string& path) {
   if (path.empty()) return;
   file_.reset(std::fopen(path.c_str(), "w"));
-  if (!file_) throw std::runtime_error("cannot write metrics file '" + path + "': " + std::strerror(errno));
+  if (!file_)
+    throw std::runtime_error("cannot write metrics file '" + path + "': " + std::strerror(errno));
 }
 
 void MetricsWriter::write(const JsonLine& line) {

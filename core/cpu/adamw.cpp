@@ -36,10 +36,12 @@ void update(const Tensor& master, const Tensor& grad, const Tensor& m, const Ten
 void adamw_update(const Tensor& master, const Tensor& grad, const Tensor& m, const Tensor& v,
                   const AdamWStep& step, const Tensor& compute_copy) {
   const std::int64_t n = master.numel();
-  LT_CHECK(grad.numel() == n && m.numel() == n && v.numel() == n && grad.dtype() == master.dtype() &&
-               m.dtype() == master.dtype() && v.dtype() == master.dtype(),
+  LT_CHECK(grad.numel() == n && m.numel() == n && v.numel() == n &&
+               grad.dtype() == master.dtype() && m.dtype() == master.dtype() &&
+               v.dtype() == master.dtype(),
            "adamw_update " << master.describe() << " " << grad.describe());
-  LT_CHECK(!compute_copy.defined() || compute_copy.numel() == n, "adamw compute copy " << compute_copy.describe());
+  LT_CHECK(!compute_copy.defined() || compute_copy.numel() == n,
+           "adamw compute copy " << compute_copy.describe());
   auto run = [&]<class M>() {
     if (!compute_copy.defined()) {
       update<M, M>(master, grad, m, v, step, static_cast<M*>(nullptr));

@@ -55,7 +55,8 @@ HeadRows<C> head_rows(const Tensor& t, std::int64_t row0, std::int64_t rows, std
     h.scratch = Tensor::empty(Shape{rows, width}, dtype_of<C>(), MemCategory::workspace);
     C* dst = h.scratch.template data<C>();
     for (std::int64_t r = 0; r < rows; ++r)
-      for (std::int64_t c = 0; c < width; ++c) dst[r * width + c] = load(base, r * t.row_stride() + c);
+      for (std::int64_t c = 0; c < width; ++c)
+        dst[r * width + c] = load(base, r * t.row_stride() + c);
     h.p = dst;
     h.ld = width;
   }
@@ -113,7 +114,8 @@ struct SequenceView {
   }
 };
 
-std::span<const std::int32_t> sub(std::span<const std::int32_t> s, std::int64_t off, std::int64_t n) {
+std::span<const std::int32_t> sub(std::span<const std::int32_t> s, std::int64_t off,
+                                  std::int64_t n) {
   return s.empty() ? s : s.subspan(static_cast<std::size_t>(off), static_cast<std::size_t>(n));
 }
 
@@ -151,7 +153,8 @@ void forward_head(const AttentionShape& a, std::int64_t b, std::int64_t h, const
   auto Q = head_rows<T, C>(q, b * a.q_len, a.q_len, h * hd, hd);
   auto K = head_rows<T, C>(k, b * a.kv_len, a.kv_len, g * hd, hd);
   auto V = head_rows<T, C>(v, b * a.kv_len, a.kv_len, g * hd, hd);
-  Tensor work = Tensor::empty(Shape{kBlockQ * (kBlockK + hd + 2)}, dtype_of<C>(), MemCategory::workspace);
+  Tensor work =
+      Tensor::empty(Shape{kBlockQ * (kBlockK + hd + 2)}, dtype_of<C>(), MemCategory::workspace);
   C* s = work.data<C>();
   C* acc = s + kBlockQ * kBlockK;
   C* m = acc + kBlockQ * hd;
@@ -166,10 +169,12 @@ void forward_head(const AttentionShape& a, std::int64_t b, std::int64_t h, const
     std::fill_n(l, bq, C(0));
     std::fill_n(acc, bq * hd, C(0));
     for (std::int64_t kt = 0, k0 = 0; k0 < a.kv_len; ++kt, k0 += kBlockK) {
-      const Visibility vis = classify(sv.q_tiles[static_cast<std::size_t>(qt)], sv.k_tiles[static_cast<std::size_t>(kt)], a.causal);
+      const Visibility vis = classify(sv.q_tiles[static_cast<std::size_t>(qt)],
+                                      sv.k_tiles[static_cast<std::size_t>(kt)], a.causal);
       if (vis == Visibility::none) continue;
       const std::int64_t bk = std::min(kBlockK, a.kv_len - k0);
-      gemm(false, true, bq, bk, hd, scale, Q.p + q0 * Q.ld, Q.ld, K.p + k0 * K.ld, K.ld, C(0), s, kBlockK);
+      gemm(false, true, bq, bk, hd, scale, Q.p + q0 * Q.ld, Q.ld, K.p + k0 * K.ld, K.ld, C(0), s,
+           kBlockK);
       if (vis == Visibility::partial) mask_tile(sv, q0, bq, k0, bk, s);
       for (std::int64_t i = 0; i < bq; ++i) {
         C* row = s + i * kBlockK;
@@ -217,7 +222,8 @@ void backward_group(const AttentionShape& a, std::int64_t b, std::int64_t g, con
   Tensor kv_grads = Tensor::zeros(Shape{2 * a.kv_len * hd}, dtype_of<C>(), MemCategory::workspace);
   C* dK = kv_grads.data<C>();
   C* dV = dK + a.kv_len * hd;
-  Tensor work = Tensor::empty(Shape{2 * kBlockQ * kBlockK + kBlockQ * hd + a.q_len}, dtype_of<C>(), MemCategory::workspace);
+  Tensor work = Tensor::empty(Shape{2 * kBlockQ * kBlockK + kBlockQ * hd + a.q_len}, dtype_of<C>(),
+                              MemCategory::workspace);
   C* p = work.data<C>();
   C* dp = p + kBlockQ * kBlockK;
   C* dq_acc = dp + kBlockQ * kBlockK;
@@ -237,10 +243,12 @@ void backward_group(const AttentionShape& a, std::int64_t b, std::int64_t g, con
       const std::int64_t bq = std::min(kBlockQ, a.q_len - q0);
       std::fill_n(dq_acc, bq * hd, C(0));
       for (std::int64_t kt = 0, k0 = 0; k0 < a.kv_len; ++kt, k0 += kBlockK) {
-        const Visibility vis = classify(sv.q_tiles[static_cast<std::size_t>(qt)], sv.k_tiles[static_cast<std::size_t>(kt)], a.causal);
+        const Visibility vis = classify(sv.q_tiles[static_cast<std::size_t>(qt)],
+                                        sv.k_tiles[static_cast<std::size_t>(kt)], a.causal);
         if (vis == Visibility::none) continue;
         const std::int64_t bk = std::min(kBlockK, a.kv_len - k0);
-        gemm(false, true, bq, bk, hd, scale, Q.p + q0 * Q.ld, Q.ld, K.p + k0 * K.ld, K.ld, C(0), p, kBlockK);
+        gemm(false, true, bq, bk, hd, scale, Q.p + q0 * Q.ld, Q.ld, K.p + k0 * K.ld, K.ld, C(0), p,
+             kBlockK);
         if (vis == Visibility::partial) mask_tile(sv, q0, bq, k0, bk, p);
         for (std::int64_t i = 0; i < bq; ++i) {
           const C li = static_cast<C>(L[q0 + i]);
@@ -253,8 +261,10 @@ void backward_group(const AttentionShape& a, std::int64_t b, std::int64_t g, con
           for (std::int64_t j = 0; j < bk; ++j) row[j] = exp_approx(row[j] - li);
         }
         // dV += P^T dO ; dP = dO V^T
-        gemm(true, false, bk, hd, bq, C(1), p, kBlockK, dO.p + q0 * dO.ld, dO.ld, C(1), dV + k0 * hd, hd);
-        gemm(false, true, bq, bk, hd, C(1), dO.p + q0 * dO.ld, dO.ld, V.p + k0 * V.ld, V.ld, C(0), dp, kBlockK);
+        gemm(true, false, bk, hd, bq, C(1), p, kBlockK, dO.p + q0 * dO.ld, dO.ld, C(1),
+             dV + k0 * hd, hd);
+        gemm(false, true, bq, bk, hd, C(1), dO.p + q0 * dO.ld, dO.ld, V.p + k0 * V.ld, V.ld, C(0),
+             dp, kBlockK);
         for (std::int64_t i = 0; i < bq; ++i) {
           const C di = delta[q0 + i];
 #pragma omp simd
@@ -263,7 +273,8 @@ void backward_group(const AttentionShape& a, std::int64_t b, std::int64_t g, con
         }
         // dQ += dS K ; dK += dS^T Q
         gemm(false, false, bq, hd, bk, C(1), dp, kBlockK, K.p + k0 * K.ld, K.ld, C(1), dq_acc, hd);
-        gemm(true, false, bk, hd, bq, C(1), dp, kBlockK, Q.p + q0 * Q.ld, Q.ld, C(1), dK + k0 * hd, hd);
+        gemm(true, false, bk, hd, bq, C(1), dp, kBlockK, Q.p + q0 * Q.ld, Q.ld, C(1), dK + k0 * hd,
+             hd);
       }
       T* dqp = dq.data<T>();
       for (std::int64_t i = 0; i < bq; ++i) {
@@ -290,7 +301,8 @@ void check_shapes(const AttentionShape& a, const Tensor& q, const Tensor& k, con
            "attention heads " << a.heads << " / kv heads " << a.kv_heads);
   LT_CHECK(q.dim(0) == a.batch * a.q_len && q.dim(1) == a.heads * a.head_dim,
            "attention q " << q.describe() << " for batch " << a.batch << " x " << a.q_len);
-  LT_CHECK(k.dim(0) == a.batch * a.kv_len && k.dim(1) == a.kv_heads * a.head_dim && v.shape() == k.shape(),
+  LT_CHECK(k.dim(0) == a.batch * a.kv_len && k.dim(1) == a.kv_heads * a.head_dim &&
+               v.shape() == k.shape(),
            "attention k/v " << k.describe() << " " << v.describe());
   LT_CHECK(out.shape() == q.shape() && lse.numel() == a.batch * a.heads * a.q_len,
            "attention out " << out.describe() << " lse " << lse.describe());
@@ -298,8 +310,10 @@ void check_shapes(const AttentionShape& a, const Tensor& q, const Tensor& k, con
            "attention dtypes differ");
   const auto n_q = static_cast<std::size_t>(a.batch * a.q_len);
   const auto n_k = static_cast<std::size_t>(a.batch * a.kv_len);
-  LT_CHECK((a.q_order.empty() || a.q_order.size() == n_q) && (a.k_order.empty() || a.k_order.size() == n_k) &&
-               (a.q_doc.empty() || a.q_doc.size() == n_q) && (a.k_doc.empty() || a.k_doc.size() == n_k),
+  LT_CHECK((a.q_order.empty() || a.q_order.size() == n_q) &&
+               (a.k_order.empty() || a.k_order.size() == n_k) &&
+               (a.q_doc.empty() || a.q_doc.size() == n_q) &&
+               (a.k_doc.empty() || a.k_doc.size() == n_k),
            "attention order/doc spans do not match the token counts");
 }
 
@@ -330,7 +344,8 @@ void attention_backward(const AttentionShape& a, const Tensor& q, const Tensor& 
   dispatch_float(q.dtype(), [&]<class T>() {
     parallel_tasks(a.batch * a.kv_heads, [&](std::int64_t task) {
       const std::int64_t b = task / a.kv_heads, g = task % a.kv_heads;
-      backward_group<T>(a, b, g, views[static_cast<std::size_t>(b)], q, k, v, out, lse, dout, dq, dk, dv);
+      backward_group<T>(a, b, g, views[static_cast<std::size_t>(b)], q, k, v, out, lse, dout, dq,
+                        dk, dv);
     });
   });
 }

@@ -14,7 +14,8 @@ void add_bias(const Tensor& y, const Tensor& bias) {
     const std::int64_t cols = y.dim(1), ld = y.row_stride();
     parallel_ranges(y.dim(0), 16, [&](std::int64_t r0, std::int64_t r1) {
       for (std::int64_t r = r0; r < r1; ++r)
-        for (std::int64_t c = 0; c < cols; ++c) store(p, r * ld + c, load(p, r * ld + c) + load(b, c));
+        for (std::int64_t c = 0; c < cols; ++c)
+          store(p, r * ld + c, load(p, r * ld + c) + load(b, c));
     });
   });
 }
@@ -31,7 +32,8 @@ void bias_backward(const Tensor& dy, const Tensor& dbias) {
       parallel_ranges(cols, 16, [&](std::int64_t c0, std::int64_t c1) {
         for (std::int64_t c = c0; c < c1; ++c) {
           compute_t<G> sum = load(d, c);
-          for (std::int64_t r = 0; r < dy.dim(0); ++r) sum += static_cast<compute_t<G>>(load(g, r * ld + c));
+          for (std::int64_t r = 0; r < dy.dim(0); ++r)
+            sum += static_cast<compute_t<G>>(load(g, r * ld + c));
           store(d, c, sum);
         }
       });

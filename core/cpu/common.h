@@ -23,10 +23,17 @@ using stat_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
 template <class F>
 void dispatch_float(DType dtype, F&& f) {
   switch (dtype) {
-    case DType::f32: f.template operator()<float>(); return;
-    case DType::bf16: f.template operator()<bf16>(); return;
-    case DType::f64: f.template operator()<double>(); return;
-    default: throw Error("floating dtype expected, got " + std::string(dtype_name(dtype)));
+    case DType::f32:
+      f.template operator()<float>();
+      return;
+    case DType::bf16:
+      f.template operator()<bf16>();
+      return;
+    case DType::f64:
+      f.template operator()<double>();
+      return;
+    default:
+      throw Error("floating dtype expected, got " + std::string(dtype_name(dtype)));
   }
 }
 
@@ -52,7 +59,8 @@ inline void store(T* p, std::int64_t i, compute_t<T> v) {
 // handled by exactly one call, so results never depend on how the range was split.
 template <class Body>
 void parallel_ranges(std::int64_t n, std::int64_t min_per_thread, Body&& body) {
-  const std::int64_t max_threads = std::max<std::int64_t>(1, n / std::max<std::int64_t>(1, min_per_thread));
+  const std::int64_t max_threads =
+      std::max<std::int64_t>(1, n / std::max<std::int64_t>(1, min_per_thread));
   const int threads = static_cast<int>(std::min<std::int64_t>(omp_get_max_threads(), max_threads));
   if (threads <= 1 || omp_in_parallel()) {
     body(std::int64_t{0}, n);
@@ -98,7 +106,9 @@ inline float exp_approx(float x) {
   return x < -87.0f ? 0.0f : result;
 }
 
-inline double exp_approx(double x) { return std::exp(x); }
+inline double exp_approx(double x) {
+  return std::exp(x);
+}
 
 template <class T>
 const T* typed(const Tensor& t) {

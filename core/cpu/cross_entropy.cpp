@@ -41,10 +41,12 @@ double softmax_cross_entropy(const Tensor& logits, std::span<const std::int32_t>
   const std::int64_t rows = logits.dim(0), width = logits.dim(1);
   LT_CHECK(logits.rank() == 2 && static_cast<std::int64_t>(targets.size()) == rows &&
                static_cast<std::int64_t>(weights.size()) == rows && valid_vocab > 0 &&
-               valid_vocab <= width && (predictions.empty() || static_cast<std::int64_t>(predictions.size()) == rows),
+               valid_vocab <= width &&
+               (predictions.empty() || static_cast<std::int64_t>(predictions.size()) == rows),
            "softmax_cross_entropy " << logits.describe() << " rows " << targets.size());
   for (std::int32_t target : targets) {
-    LT_CHECK(target >= 0 && target < valid_vocab, "target " << target << " outside vocabulary " << valid_vocab);
+    LT_CHECK(target >= 0 && target < valid_vocab,
+             "target " << target << " outside vocabulary " << valid_vocab);
   }
   std::vector<double> losses(static_cast<std::size_t>(rows), 0.0);
   auto run = [&](auto* base) {
@@ -53,8 +55,10 @@ double softmax_cross_entropy(const Tensor& logits, std::span<const std::int32_t>
       for (std::int64_t r = r0; r < r1; ++r) {
         const std::int32_t target = targets[static_cast<std::size_t>(r)];
         const double w = weights[static_cast<std::size_t>(r)];
-        std::int32_t* pred = predictions.empty() ? nullptr : &predictions[static_cast<std::size_t>(r)];
-        const double loss = static_cast<double>(row_loss(base + r * ld, valid_vocab, target, w, grad_scale, width, pred));
+        std::int32_t* pred =
+            predictions.empty() ? nullptr : &predictions[static_cast<std::size_t>(r)];
+        const double loss = static_cast<double>(
+            row_loss(base + r * ld, valid_vocab, target, w, grad_scale, width, pred));
         losses[static_cast<std::size_t>(r)] = w * loss;
       }
     });
@@ -62,7 +66,8 @@ double softmax_cross_entropy(const Tensor& logits, std::span<const std::int32_t>
   if (logits.dtype() == DType::f32) {
     run(logits.data<float>());
   } else {
-    LT_CHECK(logits.dtype() == DType::f64, "cross-entropy logits must be f32 or f64, got " << logits.describe());
+    LT_CHECK(logits.dtype() == DType::f64,
+             "cross-entropy logits must be f32 or f64, got " << logits.describe());
     run(logits.data<double>());
   }
   double total = 0.0;

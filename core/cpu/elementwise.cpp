@@ -14,7 +14,9 @@ void set_num_threads(int threads) {
   openblas_set_num_threads(1);
 }
 
-int num_threads() { return omp_get_max_threads(); }
+int num_threads() {
+  return omp_get_max_threads();
+}
 
 namespace {
 
@@ -50,7 +52,8 @@ void copy(const Tensor& src, const Tensor& dst) {
     cols = src.numel();
   }
   if (src.dtype() == DType::i32 || dst.dtype() == DType::i32) {
-    LT_CHECK(src.dtype() == dst.dtype() && src.is_contiguous() && dst.is_contiguous(), "copy of i32");
+    LT_CHECK(src.dtype() == dst.dtype() && src.is_contiguous() && dst.is_contiguous(),
+             "copy of i32");
     std::copy_n(src.data<std::int32_t>(), src.numel(), dst.data<std::int32_t>());
     return;
   }
@@ -69,7 +72,8 @@ void fill(const Tensor& t, double value) {
     T* p = t.data<T>();
     const std::int64_t ld = t.rank() == 2 ? t.row_stride() : cols;
     for (std::int64_t r = 0; r < rows; ++r)
-      for (std::int64_t c = 0; c < cols; ++c) store(p, r * ld + c, static_cast<compute_t<T>>(value));
+      for (std::int64_t c = 0; c < cols; ++c)
+        store(p, r * ld + c, static_cast<compute_t<T>>(value));
   });
 }
 
@@ -104,17 +108,18 @@ template <class T>
 void chunk_sum_squares(const Tensor& t, std::span<double> partial) {
   const T* p = t.data<T>();
   const std::int64_t n = t.numel();
-  parallel_ranges(static_cast<std::int64_t>(partial.size()), 16, [&](std::int64_t c0, std::int64_t c1) {
-    for (std::int64_t c = c0; c < c1; ++c) {
-      double s = 0.0;
-      const std::int64_t end = std::min(n, (c + 1) * kSumChunk);
-      for (std::int64_t i = c * kSumChunk; i < end; ++i) {
-        const double v = static_cast<double>(load(p, i));
-        s += v * v;
-      }
-      partial[static_cast<std::size_t>(c)] = s;
-    }
-  });
+  parallel_ranges(static_cast<std::int64_t>(partial.size()), 16,
+                  [&](std::int64_t c0, std::int64_t c1) {
+                    for (std::int64_t c = c0; c < c1; ++c) {
+                      double s = 0.0;
+                      const std::int64_t end = std::min(n, (c + 1) * kSumChunk);
+                      for (std::int64_t i = c * kSumChunk; i < end; ++i) {
+                        const double v = static_cast<double>(load(p, i));
+                        s += v * v;
+                      }
+                      partial[static_cast<std::size_t>(c)] = s;
+                    }
+                  });
 }
 
 }  // namespace

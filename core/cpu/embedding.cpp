@@ -15,12 +15,13 @@ void embedding_forward(const Tensor& table, std::span<const std::int32_t> tokens
   dispatch_float(table.dtype(), [&]<class T>() {
     const T* w = table.data<T>();
     T* o = out.data<T>();
-    parallel_ranges(static_cast<std::int64_t>(tokens.size()), 64, [&](std::int64_t t0, std::int64_t t1) {
-      for (std::int64_t t = t0; t < t1; ++t) {
-        const std::int32_t id = tokens[static_cast<std::size_t>(t)];
-        std::copy_n(w + id * dim, dim, o + t * dim);
-      }
-    });
+    parallel_ranges(static_cast<std::int64_t>(tokens.size()), 64,
+                    [&](std::int64_t t0, std::int64_t t1) {
+                      for (std::int64_t t = t0; t < t1; ++t) {
+                        const std::int32_t id = tokens[static_cast<std::size_t>(t)];
+                        std::copy_n(w + id * dim, dim, o + t * dim);
+                      }
+                    });
   });
 }
 
@@ -29,18 +30,20 @@ void embedding_backward(const Tensor& dout, std::span<const std::int32_t> tokens
   const std::int64_t dim = dtable.dim(1);
   LT_CHECK(dout.dim(1) == dim && dout.is_contiguous(), "embedding_backward " << dout.describe());
   // Threads own disjoint column ranges and visit tokens in order: a fixed summation order.
-  dispatch_float(dout.dtype(), [&]<class T>() { dispatch_float(dtable.dtype(), [&]<class G>() {
-    const T* g = dout.template data<T>();
-    G* d = dtable.template data<G>();
-    parallel_ranges(dim, 16, [&](std::int64_t c0, std::int64_t c1) {
-      for (std::size_t t = 0; t < tokens.size(); ++t) {
-        G* row = d + tokens[t] * dim;
-        const T* src = g + static_cast<std::int64_t>(t) * dim;
-        for (std::int64_t c = c0; c < c1; ++c)
-          store(row, c, load(row, c) + static_cast<compute_t<G>>(load(src, c)));
-      }
+  dispatch_float(dout.dtype(), [&]<class T>() {
+    dispatch_float(dtable.dtype(), [&]<class G>() {
+      const T* g = dout.template data<T>();
+      G* d = dtable.template data<G>();
+      parallel_ranges(dim, 16, [&](std::int64_t c0, std::int64_t c1) {
+        for (std::size_t t = 0; t < tokens.size(); ++t) {
+          G* row = d + tokens[t] * dim;
+          const T* src = g + static_cast<std::int64_t>(t) * dim;
+          for (std::int64_t c = c0; c < c1; ++c)
+            store(row, c, load(row, c) + static_cast<compute_t<G>>(load(src, c)));
+        }
+      });
     });
-  }); });
+  });
 }
 
 }  // namespace lt::cpu

@@ -28,7 +28,9 @@ const T* b_for_cols(const T* b, std::int64_t ldb, bool tb, std::int64_t c0) {
   return tb ? b + c0 * ldb : b + c0;
 }
 
-CBLAS_TRANSPOSE op(bool t) { return t ? CblasTrans : CblasNoTrans; }
+CBLAS_TRANSPOSE op(bool t) {
+  return t ? CblasTrans : CblasNoTrans;
+}
 
 void sgemm(const float* a, std::int64_t lda, bool ta, const float* b, std::int64_t ldb, bool tb,
            float* c, std::int64_t ldc, GemmDims d, Block blk, double alpha, double beta) {
@@ -52,14 +54,12 @@ void dgemm(const double* a, std::int64_t lda, bool ta, const double* b, std::int
 void sbgemm(const bf16* a, std::int64_t lda, bool ta, const bf16* b, std::int64_t ldb, bool tb,
             float* c, std::int64_t ldc, GemmDims d, Block blk, double alpha, double beta) {
   static_assert(sizeof(bf16) == sizeof(bfloat16));
-  cblas_sbgemm(CblasRowMajor, op(ta), op(tb), static_cast<blasint>(blk.r1 - blk.r0),
-               static_cast<blasint>(blk.c1 - blk.c0), static_cast<blasint>(d.k),
-               static_cast<float>(alpha),
-               reinterpret_cast<const bfloat16*>(a_for_rows(a, lda, ta, blk.r0)),
-               static_cast<blasint>(lda),
-               reinterpret_cast<const bfloat16*>(b_for_cols(b, ldb, tb, blk.c0)),
-               static_cast<blasint>(ldb), static_cast<float>(beta), c + blk.r0 * ldc + blk.c0,
-               static_cast<blasint>(ldc));
+  cblas_sbgemm(
+      CblasRowMajor, op(ta), op(tb), static_cast<blasint>(blk.r1 - blk.r0),
+      static_cast<blasint>(blk.c1 - blk.c0), static_cast<blasint>(d.k), static_cast<float>(alpha),
+      reinterpret_cast<const bfloat16*>(a_for_rows(a, lda, ta, blk.r0)), static_cast<blasint>(lda),
+      reinterpret_cast<const bfloat16*>(b_for_cols(b, ldb, tb, blk.c0)), static_cast<blasint>(ldb),
+      static_cast<float>(beta), c + blk.r0 * ldc + blk.c0, static_cast<blasint>(ldc));
 }
 #endif
 
@@ -73,16 +73,19 @@ void for_each_block(GemmDims d, Fn&& fn) {
   const std::int64_t quantum = 16;  // keep blocks a multiple of the micro-kernel size
   const std::int64_t units = (extent + quantum - 1) / quantum;
   const std::int64_t by_work = std::max<std::int64_t>(1, work / kMinFlopsPerThread);
-  parallel_ranges(units, std::max<std::int64_t>(1, units / by_work), [&](std::int64_t u0, std::int64_t u1) {
-    const std::int64_t lo = u0 * quantum;
-    const std::int64_t hi = std::min(extent, u1 * quantum);
-    fn(split_rows ? Block{lo, hi, 0, d.n} : Block{0, d.m, lo, hi});
-  });
+  parallel_ranges(units, std::max<std::int64_t>(1, units / by_work),
+                  [&](std::int64_t u0, std::int64_t u1) {
+                    const std::int64_t lo = u0 * quantum;
+                    const std::int64_t hi = std::min(extent, u1 * quantum);
+                    fn(split_rows ? Block{lo, hi, 0, d.n} : Block{0, d.m, lo, hi});
+                  });
 }
 
-void check_operands(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c, GemmDims& d) {
-  LT_CHECK(a.rank() == 2 && b.rank() == 2 && c.rank() == 2,
-           "matmul needs 2D tensors: " << a.describe() << " " << b.describe() << " " << c.describe());
+void check_operands(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c,
+                    GemmDims& d) {
+  LT_CHECK(
+      a.rank() == 2 && b.rank() == 2 && c.rank() == 2,
+      "matmul needs 2D tensors: " << a.describe() << " " << b.describe() << " " << c.describe());
   d.m = ta ? a.dim(1) : a.dim(0);
   d.k = ta ? a.dim(0) : a.dim(1);
   const std::int64_t kb = tb ? b.dim(1) : b.dim(0);
@@ -90,14 +93,16 @@ void check_operands(const Tensor& a, bool ta, const Tensor& b, bool tb, const Te
   LT_CHECK(kb == d.k && c.dim(0) == d.m && c.dim(1) == d.n,
            "matmul shapes: op(A) " << d.m << "x" << d.k << ", op(B) " << kb << "x" << d.n << ", C "
                                    << c.shape().str());
-  LT_CHECK(a.dtype() == b.dtype(), "matmul operands differ: " << a.describe() << " vs " << b.describe());
+  LT_CHECK(a.dtype() == b.dtype(),
+           "matmul operands differ: " << a.describe() << " vs " << b.describe());
 }
 
 void matmul_f32(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c, GemmDims d,
                 double alpha, double beta) {
   const std::int64_t lda = a.row_stride(), ldb = b.row_stride(), ldc = c.row_stride();
   for_each_block(d, [&](Block blk) {
-    sgemm(a.data<float>(), lda, ta, b.data<float>(), ldb, tb, c.data<float>(), ldc, d, blk, alpha, beta);
+    sgemm(a.data<float>(), lda, ta, b.data<float>(), ldb, tb, c.data<float>(), ldc, d, blk, alpha,
+          beta);
   });
 }
 
@@ -116,7 +121,8 @@ void matmul_bf16_native(const Tensor& a, bool ta, const Tensor& b, bool tb, cons
   auto run = [&](const Tensor& out) {
     const std::int64_t lda = a.row_stride(), ldb = b.row_stride(), ldc = out.row_stride();
     for_each_block(d, [&](Block blk) {
-      sbgemm(a.data<bf16>(), lda, ta, b.data<bf16>(), ldb, tb, out.data<float>(), ldc, d, blk, alpha, beta);
+      sbgemm(a.data<bf16>(), lda, ta, b.data<bf16>(), ldb, tb, out.data<float>(), ldc, d, blk,
+             alpha, beta);
     });
   };
   if (c.dtype() == DType::f32) {
@@ -166,7 +172,8 @@ void matmul(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c,
       LT_CHECK(c.dtype() == DType::f64, "matmul f64 inputs need an f64 output");
       const std::int64_t lda = a.row_stride(), ldb = b.row_stride(), ldc = c.row_stride();
       for_each_block(d, [&](Block blk) {
-        dgemm(a.data<double>(), lda, ta, b.data<double>(), ldb, tb, c.data<double>(), ldc, d, blk, alpha, beta);
+        dgemm(a.data<double>(), lda, ta, b.data<double>(), ldb, tb, c.data<double>(), ldc, d, blk,
+              alpha, beta);
       });
       return;
     }

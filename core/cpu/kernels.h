@@ -31,8 +31,8 @@ void swiglu_backward(const Tensor& dout, const Tensor& gate_up, const Tensor& dg
 void attention_forward(const AttentionShape& shape, const Tensor& q, const Tensor& k,
                        const Tensor& v, const Tensor& out, const Tensor& lse);
 void attention_backward(const AttentionShape& shape, const Tensor& q, const Tensor& k,
-                        const Tensor& v, const Tensor& out, const Tensor& lse,
-                        const Tensor& dout, const Tensor& dq, const Tensor& dk, const Tensor& dv);
+                        const Tensor& v, const Tensor& out, const Tensor& lse, const Tensor& dout,
+                        const Tensor& dq, const Tensor& dk, const Tensor& dv);
 double softmax_cross_entropy(const Tensor& logits, std::span<const std::int32_t> targets,
                              std::span<const float> weights, double grad_scale,
                              std::span<std::int32_t> predictions, std::int64_t valid_vocab);

@@ -86,10 +86,12 @@ void backward_rows(const Tensor& dy, const Tensor& x, const Tensor& weight, cons
 
 void rmsnorm_forward(const Tensor& x, const Tensor& weight, double eps, const Tensor& y,
                      const Tensor& rstd) {
-  LT_CHECK(x.rank() == 2 && y.shape() == x.shape() && weight.numel() == x.dim(1) &&
-               rstd.numel() == x.dim(0) && x.dtype() == y.dtype(),
-           "rmsnorm_forward " << x.describe() << " w " << weight.describe() << " -> " << y.describe());
-  LT_CHECK(weight.dtype() == x.dtype(), "rmsnorm weight " << weight.describe() << " for " << x.describe());
+  LT_CHECK(
+      x.rank() == 2 && y.shape() == x.shape() && weight.numel() == x.dim(1) &&
+          rstd.numel() == x.dim(0) && x.dtype() == y.dtype(),
+      "rmsnorm_forward " << x.describe() << " w " << weight.describe() << " -> " << y.describe());
+  LT_CHECK(weight.dtype() == x.dtype(),
+           "rmsnorm weight " << weight.describe() << " for " << x.describe());
   dispatch_float(x.dtype(), [&]<class T>() { forward_rows<T, T>(x, weight, eps, y, rstd); });
 }
 
@@ -97,7 +99,8 @@ void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, c
                       const Tensor& dx, const Tensor& dweight, bool accumulate_dx) {
   LT_CHECK(dy.shape() == x.shape() && dx.shape() == x.shape() && dweight.numel() == x.dim(1),
            "rmsnorm_backward " << dy.describe() << " " << x.describe() << " " << dx.describe());
-  LT_CHECK(weight.dtype() == x.dtype(), "rmsnorm weight " << weight.describe() << " for " << x.describe());
+  LT_CHECK(weight.dtype() == x.dtype(),
+           "rmsnorm weight " << weight.describe() << " for " << x.describe());
   dispatch_float(x.dtype(), [&]<class T>() {
     dispatch_float(dweight.dtype(), [&]<class G>() {
       backward_rows<T, T, G>(dy, x, weight, rstd, dx, dweight, accumulate_dx);

@@ -43,7 +43,8 @@ void swiglu_backward(const Tensor& dout, const Tensor& gate_up, const Tensor& dg
     const T* d = dout.data<T>();
     const T* gu = gate_up.data<T>();
     T* dgu = dgate_up.data<T>();
-    const std::int64_t ld = dout.row_stride(), lg = gate_up.row_stride(), lr = dgate_up.row_stride();
+    const std::int64_t ld = dout.row_stride(), lg = gate_up.row_stride(),
+                       lr = dgate_up.row_stride();
     parallel_ranges(rows, 8, [&](std::int64_t r0, std::int64_t r1) {
       for (std::int64_t r = r0; r < r1; ++r) {
         const T* g = gu + r * lg;
