@@ -4,12 +4,20 @@
 
 #include <cstdlib>
 
+#include "parallel/mpi_internal.h"
+
 namespace lt {
 
 DistributedRuntime::DistributedRuntime(int* argc, char*** argv) {
   int initialized = 0;
   MPI_Initialized(&initialized);
-  if (!initialized) MPI_Init(argc, argv);
+  if (!initialized) {
+    // The MPI communicator's progress thread calls MPI while the caller may too (creating a
+    // communicator, aborting on a deadline): that takes MPI_THREAD_MULTIPLE. A library that
+    // provides less still runs single-process code; make_mpi_communicator reports it.
+    int provided = MPI_THREAD_SINGLE;
+    MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided);
+  }
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &world_size_);
   MPI_Comm node;
@@ -19,6 +27,8 @@ DistributedRuntime::DistributedRuntime(int* argc, char*** argv) {
 }
 
 DistributedRuntime::~DistributedRuntime() {
+  // No MPI call may run on the progress thread once MPI_Finalize has begun.
+  mpi_detail::stop_progress_engine();
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (!finalized) MPI_Finalize();

@@ -6,6 +6,7 @@
 #include <exception>
 #include <optional>
 
+#include "parallel/mpi_communicator.h"
 #include "parallel/runtime.h"
 #include "trainer/config.h"
 #include "trainer/trainer.h"
@@ -88,20 +89,14 @@ int command_train(const Options& o, int* argc, char*** argv) {
   if (!o.config) throw UsageError("train needs --config FILE");
   Config config = load_config(*o.config, o.overrides);
   DistributedRuntime runtime(argc, argv);
-  const std::int64_t layout = config.parallel.tp * config.parallel.cp * config.parallel.dp;
-  if (runtime.world_size() == 1 && layout != 1) {
-    fmt::print(stderr, "error: {}: parallel.tp x parallel.cp x parallel.dp = {} but the job has 1 rank\n",
-               config.source_file, layout);
-    return 2;
+  ProcessInfo process{runtime.rank(), runtime.world_size(), runtime.local_size(), {}};
+  if (runtime.world_size() > 1) {
+    const double timeout = config.parallel.timeout_s;
+    process.communicators = [timeout](const std::string& name, const std::vector<int>& ranks) {
+      return make_mpi_communicator(name, ranks, timeout);
+    };
   }
-  if (runtime.world_size() != 1) {
-    if (runtime.rank() == 0) {
-      fmt::print(stderr, "error: launched on {} ranks, but this build trains on a single process "
-                         "(multi-rank training is not implemented yet)\n", runtime.world_size());
-    }
-    return 2;
-  }
-  Trainer trainer(std::move(config), ProcessInfo{runtime.rank(), runtime.world_size(), runtime.local_size()});
+  Trainer trainer(std::move(config), process);
   trainer.run();
   return 0;
 }

@@ -13,6 +13,7 @@
 #include "core/memory.h"
 #include "core/ops.h"
 #include "optim/grad_clip.h"
+#include "parallel/self_communicator.h"
 
 namespace lt {
 namespace {
@@ -69,9 +70,15 @@ std::string config_dir(const Config& c) {
 // Settings the config schema accepts for later milestones but this build cannot honour.
 void check_supported(const Config& c) {
   const std::string origin = c.source_file.empty() ? "config" : c.source_file;
+  if (c.parallel.tp != 1 || c.parallel.cp != 1) {
+    throw ConfigError(origin +
+                      ": tensor and context parallelism (parallel.tp, parallel.cp) are not "
+                      "implemented yet; use parallel.dp for several ranks");
+  }
   if (c.train.device == "cuda") {
-    throw ConfigError(origin + ": train.device is 'cuda' but this build has only the CPU backend; "
-                               "use 'cpu' or 'auto'");
+    throw ConfigError(origin +
+                      ": train.device is 'cuda' but this build has only the CPU backend; "
+                      "use 'cpu' or 'auto'");
   }
 }
 
@@ -97,6 +104,22 @@ DType compute_dtype(const std::string& precision) {
 Trainer::Trainer(Config config, ProcessInfo process)
     : config_(std::move(config)), process_(process) {
   check_supported(config_);
+  CommunicatorFactory factory = process_.communicators;
+  if (!factory) {
+    factory = [](const std::string& name, const std::vector<int>& ranks) {
+      return make_self_communicator(name, ranks.front());
+    };
+  }
+  const MeshShape shape{static_cast<int>(config_.parallel.dp),
+                        static_cast<int>(config_.parallel.cp),
+                        static_cast<int>(config_.parallel.tp)};
+  if (shape.world() != process_.world_size) {
+    throw ConfigError(fmt::format(
+        "{}: parallel.dp x parallel.cp x parallel.tp = {} x {} x {} = {} but the job has {} "
+        "rank(s)",
+        config_.source_file, shape.dp, shape.cp, shape.tp, shape.world(), process_.world_size));
+  }
+  mesh_ = std::make_unique<Mesh>(shape, process_.rank, process_.world_size, factory);
   if (!config_.logging.dir.empty()) std::filesystem::create_directories(config_.logging.dir);
   log_ = make_logger(config_, process_.rank);
   threads_ = resolve_threads(config_.train.threads, process_.local_size);
@@ -128,37 +151,47 @@ Trainer::~Trainer() = default;
 
 void Trainer::log_startup() {
   const ModelConfig& m = config_.model;
-  log_->info("longtrain: {} parameters ({} layers, dim {}, {} heads / {} KV heads, ffn {}, vocab {})",
-             format_count(count_parameters(m)), m.layers, m.dim, m.heads, m.kv_heads, m.ffn, m.vocab);
+  log_->info(
+      "longtrain: {} parameters ({} layers, dim {}, {} heads / {} KV heads, ffn {}, vocab {})",
+      format_count(count_parameters(m)), m.layers, m.dim, m.heads, m.kv_heads, m.ffn, m.vocab);
   log_->info("data: {}", data_->describe());
-  log_->info("train: {} steps x {} sequences ({} per micro-batch), precision {}, {} threads, seed {}",
-             config_.train.steps, config_.train.global_batch, config_.train.micro_batch,
-             config_.precision, threads_, config_.train.seed);
+  log_->info(
+      "train: {} steps x {} sequences ({} per micro-batch), precision {}, {} threads, seed {}",
+      config_.train.steps, config_.train.global_batch, config_.train.micro_batch, config_.precision,
+      threads_, config_.train.seed);
   if (config_.train.recompute != "none") {
-    log_->warn("train.recompute '{}' is not implemented yet: every activation is kept", config_.train.recompute);
+    log_->warn("train.recompute '{}' is not implemented yet: every activation is kept",
+               config_.train.recompute);
   }
   if (config_.parallel.zero_stage != 0) {
-    log_->warn("parallel.zero_stage {} is not implemented yet: nothing is sharded", config_.parallel.zero_stage);
+    log_->warn("parallel.zero_stage {} is not implemented yet: nothing is sharded",
+               config_.parallel.zero_stage);
   }
   if (config_.checkpoint.every != 0) {
     log_->warn("checkpoints are not implemented yet: checkpoint.every is ignored");
   }
   const MemorySnapshot mem = MemoryTracker::for_device(Device::cpu).snapshot();
   log_->info("memory: weights {} MiB, grads {} MiB, optimizer {} MiB",
-             format_mib(mem.current_of(MemCategory::weights)), format_mib(mem.current_of(MemCategory::grads)),
+             format_mib(mem.current_of(MemCategory::weights)),
+             format_mib(mem.current_of(MemCategory::grads)),
              format_mib(mem.current_of(MemCategory::optimizer)));
 }
 
 StepResult Trainer::train_step(std::int64_t step) {
   const auto t0 = Clock::now();
   const std::int64_t global = config_.train.global_batch, micro = config_.train.micro_batch;
-  const auto first = static_cast<std::uint64_t>(step * global);
+  // Data-parallel replica d trains on samples [d * per_replica, (d + 1) * per_replica) of the step.
+  const std::int64_t per_replica = global / mesh_->shape().dp;
+  const auto first = static_cast<std::uint64_t>(step * global + mesh_->coords().dp * per_replica);
   std::vector<Batch> batches;
-  std::int64_t loss_tokens = 0;
-  for (std::int64_t i = 0; i < global; i += micro) {
-    batches.push_back(make_batch(*data_, Split::train, first + static_cast<std::uint64_t>(i), micro));
-    loss_tokens += batches.back().loss_tokens();
+  double counts[1] = {0.0};
+  for (std::int64_t i = 0; i < per_replica; i += micro) {
+    batches.push_back(
+        make_batch(*data_, Split::train, first + static_cast<std::uint64_t>(i), micro));
+    counts[0] += static_cast<double>(batches.back().loss_tokens());
   }
+  sum_over_replicas(counts);
+  const auto loss_tokens = static_cast<std::int64_t>(counts[0]);
   StepResult r;
   r.lr = schedule_.at(step);
   model_->zero_grads();
@@ -172,7 +205,11 @@ StepResult Trainer::train_step(std::int64_t step) {
       r.tokens += b.num_tokens();
     }
   }
-  r.loss = loss_tokens > 0 ? loss_sum / static_cast<double>(loss_tokens) : 0.0;
+  reduce_gradients();
+  double sums[2] = {loss_sum, static_cast<double>(r.tokens)};
+  sum_over_replicas(sums);
+  r.tokens = static_cast<std::int64_t>(sums[1]);
+  r.loss = loss_tokens > 0 ? sums[0] / static_cast<double>(loss_tokens) : 0.0;
   r.grad_norm = global_grad_norm(*model_);
   if (std::isfinite(r.grad_norm)) {
     optimizer_->step(r.lr, clip_coefficient(r.grad_norm, config_.optim.clip));
@@ -187,10 +224,13 @@ StepResult Trainer::train_step(std::int64_t step) {
 
 EvalResult Trainer::evaluate() {
   const std::int64_t n = config_.train.eval_samples, micro = config_.train.micro_batch;
+  const std::int64_t dp = mesh_->shape().dp, d = mesh_->coords().dp;
   double loss = 0.0;
   std::int64_t weighted = 0, correct = 0, exact = 0;
-  for (std::int64_t i = 0; i < n; i += micro) {
-    const std::int64_t count = std::min(micro, n - i);
+  // Replica d evaluates samples [n * d / dp, n * (d + 1) / dp).
+  const std::int64_t begin = n * d / dp, end = n * (d + 1) / dp;
+  for (std::int64_t i = begin; i < end; i += micro) {
+    const std::int64_t count = std::min(micro, end - i);
     const Batch b = make_batch(*data_, Split::eval, static_cast<std::uint64_t>(i), count);
     std::vector<std::int32_t> predictions(b.tokens.size());
     const LossSums sums = model_->evaluate(token_batch(b), predictions);
@@ -206,13 +246,33 @@ EvalResult Trainer::evaluate() {
       exact += all ? 1 : 0;
     }
   }
+  double sums[4] = {loss, static_cast<double>(weighted), static_cast<double>(correct),
+                    static_cast<double>(exact)};
+  sum_over_replicas(sums);
   EvalResult r;
-  if (weighted > 0) {
-    r.loss = loss / static_cast<double>(weighted);
-    r.accuracy = static_cast<double>(correct) / static_cast<double>(weighted);
+  if (sums[1] > 0) {
+    r.loss = sums[0] / sums[1];
+    r.accuracy = sums[2] / sums[1];
   }
-  r.exact_match = n > 0 ? static_cast<double>(exact) / static_cast<double>(n) : 0.0;
+  r.exact_match = n > 0 ? sums[3] / static_cast<double>(n) : 0.0;
   return r;
+}
+
+void Trainer::sum_over_replicas(std::span<double> values) {
+  Communicator& dp = mesh_->group(MeshAxis::dp);
+  if (dp.size() == 1) return;
+  Tensor t = Tensor::empty(Shape{static_cast<std::int64_t>(values.size())}, DType::f64,
+                           MemCategory::communication);
+  std::copy(values.begin(), values.end(), t.data<double>());
+  dp.all_reduce(t, ReduceOp::sum);
+  std::copy_n(t.data<double>(), values.size(), values.begin());
+}
+
+void Trainer::reduce_gradients() {
+  // The loss is already normalized by the global token count, so replica gradients add up.
+  Communicator& dp = mesh_->group(MeshAxis::dp);
+  if (dp.size() == 1) return;
+  for (auto& g : model_->groups()) dp.all_reduce(g.grads(), ReduceOp::sum);
 }
 
 void Trainer::log_step(std::int64_t step, const StepResult& r, double elapsed) {
@@ -221,16 +281,23 @@ void Trainer::log_step(std::int64_t step, const StepResult& r, double elapsed) {
   const double eta = elapsed / static_cast<double>(done) * static_cast<double>(total - done);
   const double tokens_per_s = static_cast<double>(r.tokens) / r.seconds;
   if (done % config_.logging.every == 0 || done == total) {
-    log_->info("step {:>{}}/{} | loss {:.4f} | lr {:.2e} | grad norm {:.3f} | {:.0f} tok/s | {} elapsed, eta {} | peak MiB: act {} ws {} total {}",
-               done, std::to_string(total).size(), total, r.loss, r.lr, r.grad_norm, tokens_per_s,
-               format_duration(elapsed), format_duration(eta),
-               format_mib(mem.peak_of(MemCategory::activations)), format_mib(mem.peak_of(MemCategory::workspace)),
-               format_mib(mem.peak_total));
+    log_->info(
+        "step {:>{}}/{} | loss {:.4f} | lr {:.2e} | grad norm {:.3f} | {:.0f} tok/s | {} elapsed, "
+        "eta {} | peak MiB: act {} ws {} total {}",
+        done, std::to_string(total).size(), total, r.loss, r.lr, r.grad_norm, tokens_per_s,
+        format_duration(elapsed), format_duration(eta),
+        format_mib(mem.peak_of(MemCategory::activations)),
+        format_mib(mem.peak_of(MemCategory::workspace)), format_mib(mem.peak_total));
   }
   if (!metrics_) return;
   JsonLine line;
-  line.add("step", done).add("split", std::string("train")).add("loss", r.loss).add("lr", r.lr)
-      .add("grad_norm", r.grad_norm).add("tokens_per_s", tokens_per_s).add("step_time_s", r.seconds)
+  line.add("step", done)
+      .add("split", std::string("train"))
+      .add("loss", r.loss)
+      .add("lr", r.lr)
+      .add("grad_norm", r.grad_norm)
+      .add("tokens_per_s", tokens_per_s)
+      .add("step_time_s", r.seconds)
       .add("elapsed_s", elapsed);
   for (std::size_t c = 0; c < kNumMemCategories; ++c) {
     line.add("mem_peak_" + std::string(category_name(static_cast<MemCategory>(c))), mem.peak[c]);
@@ -244,8 +311,11 @@ void Trainer::log_eval(std::int64_t step, const EvalResult& r) {
              step, r.loss, 100.0 * r.accuracy, 100.0 * r.exact_match, config_.train.eval_samples);
   if (!metrics_) return;
   JsonLine line;
-  line.add("step", step).add("split", std::string("eval")).add("loss", r.loss)
-      .add("accuracy", r.accuracy).add("exact_match", r.exact_match);
+  line.add("step", step)
+      .add("split", std::string("eval"))
+      .add("loss", r.loss)
+      .add("accuracy", r.accuracy)
+      .add("exact_match", r.exact_match);
   metrics_->write(line);
 }
 

@@ -4,11 +4,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "layers/model.h"
 #include "optim/adamw.h"
 #include "optim/lr_schedule.h"
+#include "parallel/mesh.h"
 #include "trainer/config.h"
 #include "trainer/data.h"
 #include "trainer/metrics.h"
@@ -38,6 +40,8 @@ struct ProcessInfo {
   int rank = 0;
   int world_size = 1;
   int local_size = 1;
+  // Makes the mesh's group communicators; empty: single-member groups (a world of one).
+  CommunicatorFactory communicators;
 };
 
 class Trainer {
@@ -52,16 +56,21 @@ class Trainer {
   StepResult train_step(std::int64_t step);
   EvalResult evaluate();
   Model& model() { return *model_; }
+  const Mesh& mesh() const { return *mesh_; }
   const DataSource& data() const { return *data_; }
 
  private:
   void log_step(std::int64_t step, const StepResult& r, double elapsed);
   void log_eval(std::int64_t step, const EvalResult& r);
   void log_startup();
+  // Sums values over the data-parallel replicas (identity in a world of one).
+  void sum_over_replicas(std::span<double> values);
+  void reduce_gradients();
 
   Config config_;
   ProcessInfo process_;
   std::shared_ptr<spdlog::logger> log_;
+  std::unique_ptr<Mesh> mesh_;
   std::unique_ptr<DataSource> data_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<AdamW> optimizer_;

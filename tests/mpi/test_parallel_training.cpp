@@ -1,0 +1,129 @@
+// Multi-rank training against the single-process run: every rank also trains the serial model
+// locally (init and data do not depend on the layout), then compares losses and parameters.
+// Run under mpirun; the layout comes from the command line: --dp N (more axes as they land).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/ops.h"
+#include "parallel/mpi_communicator.h"
+#include "parallel/runtime.h"
+#include "trainer/trainer.h"
+
+namespace lt {
+namespace {
+
+DistributedRuntime* g_runtime = nullptr;
+
+// Token file with documents: lengths vary so windows cut through document boundaries.
+std::string write_token_file() {
+  const auto path = std::filesystem::path(testing::TempDir()) /
+                    ("lt_parallel_tokens_" + std::to_string(g_runtime->rank()) + ".bin");
+  std::ofstream out(path, std::ios::binary);
+  std::uint32_t state = 12345;
+  for (int doc = 0; doc < 400; ++doc) {
+    const int len = 5 + doc * 7 % 41;
+    for (int i = 0; i < len; ++i) {
+      state = state * 1664525u + 1013904223u;
+      const std::uint16_t token = static_cast<std::uint16_t>(2 + (state >> 16) % 120);
+      out.write(reinterpret_cast<const char*>(&token), 2);
+    }
+    const std::uint16_t eod = 1;
+    out.write(reinterpret_cast<const char*>(&eod), 2);
+  }
+  return path.string();
+}
+
+std::string config_text(const std::string& tokens) {
+  return R"(
+model: {dim: 32, layers: 2, heads: 4, kv_heads: 2, ffn: 64, vocab: 128}
+data: {source: tokens, path: ")" +
+         tokens + R"(", token_dtype: uint16, eod_token: 1, reset_positions: true, seq_len: 48}
+train: {steps: 5, global_batch: 8, micro_batch: 2, seed: 11, eval_every: 0, threads: 1}
+optim: {lr: 3.0e-3, min_lr: 3.0e-4, warmup: 2}
+logging: {dir: "", level: warn}
+)";
+}
+
+struct RunResult {
+  std::vector<double> losses;
+  std::vector<std::vector<double>> params;  // per group, as f64
+};
+
+RunResult train(const Config& config, const ProcessInfo& process) {
+  Trainer trainer(config, process);
+  RunResult r;
+  for (const auto& s : trainer.run()) r.losses.push_back(s.loss);
+  for (const auto& g : trainer.model().groups()) {
+    Tensor v = Tensor::empty(g.values().shape(), DType::f64, MemCategory::workspace);
+    copy(g.values(), v);
+    r.params.emplace_back(v.data<double>(), v.data<double>() + v.numel());
+  }
+  return r;
+}
+
+void expect_close(const RunResult& serial, const RunResult& parallel, double tol) {
+  ASSERT_EQ(serial.losses.size(), parallel.losses.size());
+  for (std::size_t i = 0; i < serial.losses.size(); ++i) {
+    EXPECT_NEAR(parallel.losses[i], serial.losses[i], tol * std::abs(serial.losses[i]))
+        << "step " << i;
+  }
+  ASSERT_EQ(serial.params.size(), parallel.params.size());
+  for (std::size_t g = 0; g < serial.params.size(); ++g) {
+    double diff = 0.0, scale = 0.0;
+    for (std::size_t i = 0; i < serial.params[g].size(); ++i) {
+      diff = std::max(diff, std::abs(serial.params[g][i] - parallel.params[g][i]));
+      scale = std::max(scale, std::abs(serial.params[g][i]));
+    }
+    EXPECT_LE(diff / scale, tol) << "parameter group " << g;
+  }
+}
+
+class ParallelTraining : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ParallelTraining, DataParallelMatchesSingleProcess) {
+  const std::string precision = GetParam();
+  const std::string tokens = write_token_file();
+  const Config serial_config =
+      parse_config(config_text(tokens), "parallel_test.yaml", {"precision=" + precision});
+  const int world = g_runtime->world_size();
+  const Config parallel_config =
+      parse_config(config_text(tokens), "parallel_test.yaml",
+                   {"precision=" + precision, "parallel.dp=" + std::to_string(world)});
+  const RunResult serial = train(serial_config, ProcessInfo{});
+  ProcessInfo process{g_runtime->rank(), world, g_runtime->local_size(),
+                      [](const std::string& name, const std::vector<int>& ranks) {
+                        return make_mpi_communicator(name, ranks, 60.0);
+                      }};
+  const RunResult parallel = train(parallel_config, process);
+  // fp32: only the summation order of the gradient reduction differs. bf16: the same holds for
+  // the fp32 gradients, but rounding to bf16 weights can flip on those last bits (measured: 6e-5
+  // of the largest weight after 5 steps on 2 and 4 ranks).
+  expect_close(serial, parallel, precision == "fp32" ? 1e-5 : 1e-3);
+  std::filesystem::remove(tokens);
+}
+
+INSTANTIATE_TEST_SUITE_P(Precision, ParallelTraining, ::testing::Values("fp32", "bf16"));
+
+}  // namespace
+}  // namespace lt
+
+int main(int argc, char** argv) {
+  lt::DistributedRuntime runtime(&argc, &argv);
+  lt::g_runtime = &runtime;
+  ::testing::InitGoogleTest(&argc, argv);
+  if (runtime.rank() != 0) {
+    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
+    std::unique_ptr<::testing::TestEventListener> quiet(
+        listeners.Release(listeners.default_result_printer()));
+  }
+  const int failed = RUN_ALL_TESTS();
+  // Every rank must report: a failure on any rank fails the job.
+  return failed;
+}
