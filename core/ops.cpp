@@ -117,6 +117,12 @@ void attention_backward(const AttentionShape& shape, const Tensor& q, const Tens
   cpu::attention_backward(shape, q, k, v, out, lse, dout, dq, dk, dv);
 }
 
+void attention_merge(const Tensor& out, const Tensor& lse, const Tensor& part_out,
+                     const Tensor& part_lse, std::int64_t heads, std::int64_t head_dim) {
+  require_cpu(out, "attention_merge");
+  cpu::attention_merge(out, lse, part_out, part_lse, heads, head_dim);
+}
+
 double softmax_cross_entropy(const Tensor& logits, std::span<const std::int32_t> targets,
                              std::span<const float> weights, double grad_scale,
                              std::span<std::int32_t> predictions, std::int64_t valid_vocab) {

@@ -85,6 +85,12 @@ void attention_backward(const AttentionShape& shape, const Tensor& q, const Tens
                         const Tensor& v, const Tensor& out, const Tensor& lse, const Tensor& dout,
                         const Tensor& dq, const Tensor& dk, const Tensor& dv);
 
+// Merges a partial attention result (part_out, part_lse: attention over another block of keys)
+// into an accumulated one (out, lse) by log-sum-exp weighting. out/part_out [batch*q_len,
+// heads*head_dim], lse/part_lse [batch, heads, q_len]; out and lse are updated in place.
+void attention_merge(const Tensor& out, const Tensor& lse, const Tensor& part_out,
+                     const Tensor& part_lse, std::int64_t heads, std::int64_t head_dim);
+
 // Softmax cross-entropy over logits [rows, vocab] (f32 or f64). Returns sum_r weight[r] * loss[r].
 // With `grad_scale` != 0, logits are overwritten with d(grad_scale * sum weight*loss)/dlogits.
 // `predictions` (optional) gets the argmax of each row. Columns >= valid_vocab are padding.

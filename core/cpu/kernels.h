@@ -33,6 +33,8 @@ void attention_forward(const AttentionShape& shape, const Tensor& q, const Tenso
 void attention_backward(const AttentionShape& shape, const Tensor& q, const Tensor& k,
                         const Tensor& v, const Tensor& out, const Tensor& lse, const Tensor& dout,
                         const Tensor& dq, const Tensor& dk, const Tensor& dv);
+void attention_merge(const Tensor& out, const Tensor& lse, const Tensor& part_out,
+                     const Tensor& part_lse, std::int64_t heads, std::int64_t head_dim);
 double softmax_cross_entropy(const Tensor& logits, std::span<const std::int32_t> targets,
                              std::span<const float> weights, double grad_scale,
                              std::span<std::int32_t> predictions, std::int64_t valid_vocab);
