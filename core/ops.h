@@ -76,8 +76,8 @@ struct AttentionShape {
   std::span<const std::int32_t> k_doc;
 };
 // q [batch*q_len, heads*head_dim], k/v [batch*kv_len, kv_heads*head_dim] (row-strided views ok),
-// out like q, lse f32 (f64 for f64 q) [batch, heads, q_len] (natural-log sum of exp of the scaled
-// scores).
+// out like q (or f32 for bf16 q), lse f32 (f64 for f64 q) [batch, heads, q_len] (natural-log sum of
+// exp of the scaled scores).
 void attention_forward(const AttentionShape& shape, const Tensor& q, const Tensor& k,
                        const Tensor& v, const Tensor& out, const Tensor& lse);
 // Recomputes the scores; writes dq, dk, dv (overwritten).

@@ -4,8 +4,17 @@
 
 #include "layers/linear.h"
 #include "layers/rope.h"
+#include "parallel/communicator.h"
+#include "parallel/ring_attention.h"
 
 namespace lt {
+namespace {
+
+bool ring_active(const StepContext& ctx) {
+  return ctx.cp != nullptr && ctx.cp->size() > 1;
+}
+
+}  // namespace
 
 Attention::Attention(const ModelConfig& m, ParameterGroup& group, const std::string& prefix)
     : m_(m), group_(group), prefix_(prefix) {}
@@ -59,7 +68,11 @@ void Attention::forward(const Tensor& xn, const StepContext& ctx, Saved& saved,
   const DType stat = ctx.dtype == DType::f64 ? DType::f64 : DType::f32;
   saved.lse =
       Tensor::empty(Shape{ctx.batch, m_.heads, ctx.seq_len}, stat, MemCategory::activations);
-  attention_forward(shape(ctx), q, k, v, saved.out, saved.lse);
+  if (ring_active(ctx)) {
+    ring_attention_forward(*ctx.cp, shape(ctx), *ctx.ring, q, k, v, saved.out, saved.lse);
+  } else {
+    attention_forward(shape(ctx), q, k, v, saved.out, saved.lse);
+  }
   linear_forward(saved.out, group_.get(a + "o_proj.weight").value, Tensor(), residual, true);
 }
 
@@ -74,8 +87,14 @@ void Attention::backward(const Tensor& dresidual, const Tensor& xn, const StepCo
   Tensor dqkv = Tensor::empty(Shape{ctx.tokens(), width}, ctx.dtype, MemCategory::workspace);
   const Tensor dq = dqkv.columns(0, qs), dk = dqkv.columns(qs, kvs),
                dv = dqkv.columns(qs + kvs, kvs);
-  attention_backward(shape(ctx), saved.qkv.columns(0, qs), saved.qkv.columns(qs, kvs),
-                     saved.qkv.columns(qs + kvs, kvs), saved.out, saved.lse, d_out, dq, dk, dv);
+  const Tensor q = saved.qkv.columns(0, qs), k = saved.qkv.columns(qs, kvs);
+  const Tensor v = saved.qkv.columns(qs + kvs, kvs);
+  if (ring_active(ctx)) {
+    ring_attention_backward(*ctx.cp, shape(ctx), *ctx.ring, q, k, v, saved.out, saved.lse, d_out,
+                            dq, dk, dv);
+  } else {
+    attention_backward(shape(ctx), q, k, v, saved.out, saved.lse, d_out, dq, dk, dv);
+  }
   ctx.rope->backward(dq, ctx.positions);
   ctx.rope->backward(dk, ctx.positions);
 

@@ -58,6 +58,8 @@ StepContext Model::context(const TokenBatch& batch) const {
   ctx.positions = batch.positions;
   ctx.doc_ids = batch.doc_ids;
   ctx.rope = rope_.get();
+  ctx.cp = batch.cp;
+  ctx.ring = batch.ring;
   ctx.dtype = dtype_;
   ctx.grad_dtype = grad_dtype_;
   return ctx;

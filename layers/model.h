@@ -24,6 +24,10 @@ struct TokenBatch {
   std::span<const float> loss_weights;
   std::span<const std::int32_t> positions;
   std::span<const std::int32_t> doc_ids;  // empty: one document per sequence
+  // Context parallel: this rank holds only its zigzag chunks of each sequence (seq_len is the
+  // local length); attention runs as a ring over `cp`.
+  Communicator* cp = nullptr;
+  const RingLayout* ring = nullptr;
 };
 
 class Model {

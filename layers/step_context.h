@@ -9,6 +9,8 @@
 namespace lt {
 
 class Rope;
+class Communicator;
+struct RingLayout;
 
 struct StepContext {
   std::int64_t batch = 0;
@@ -16,6 +18,10 @@ struct StepContext {
   std::span<const std::int32_t> positions;  // RoPE position per token [batch * seq_len]
   std::span<const std::int32_t> doc_ids;    // document per token (empty: one document)
   const Rope* rope = nullptr;
+  // Context parallelism: the cp group and which global tokens each of its ranks holds. When the
+  // group has more than one rank, attention runs as a ring over it.
+  Communicator* cp = nullptr;
+  const RingLayout* ring = nullptr;
   DType dtype = DType::f32;       // activations and compute weights
   DType grad_dtype = DType::f32;  // parameter gradients
 

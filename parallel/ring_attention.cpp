@@ -69,7 +69,8 @@ void ring_attention_forward(Communicator& cp, const AttentionShape& shape, const
   Tensor acc_out = Tensor::zeros(out.shape(), acc, MemCategory::workspace);
   Tensor acc_lse = Tensor::empty(lse.shape(), lse.dtype(), MemCategory::workspace);
   fill(acc_lse, -std::numeric_limits<double>::infinity());
-  Tensor part_out = Tensor::empty(out.shape(), q.dtype(), MemCategory::workspace);
+  // Partial outputs stay in the accumulation dtype: bf16 is rounded once, after the merge.
+  Tensor part_out = Tensor::empty(out.shape(), acc, MemCategory::workspace);
   Tensor part_lse = Tensor::empty(lse.shape(), lse.dtype(), MemCategory::workspace);
   const int next = (me + 1) % n, prev = (me + n - 1) % n;
   int cur = 0;

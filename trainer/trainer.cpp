@@ -14,6 +14,7 @@
 #include "core/ops.h"
 #include "optim/grad_clip.h"
 #include "parallel/self_communicator.h"
+#include "parallel/zigzag.h"
 
 namespace lt {
 namespace {
@@ -57,10 +58,6 @@ std::shared_ptr<spdlog::logger> make_logger(const Config& config, int rank) {
   return logger;
 }
 
-TokenBatch token_batch(const Batch& b) {
-  return TokenBatch{b.batch, b.seq_len, b.tokens, b.targets, b.loss_mask, b.positions, b.doc_ids};
-}
-
 std::string config_dir(const Config& c) {
   if (c.source_file.empty()) return ".";
   const auto parent = std::filesystem::path(c.source_file).parent_path();
@@ -70,10 +67,10 @@ std::string config_dir(const Config& c) {
 // Settings the config schema accepts for later milestones but this build cannot honour.
 void check_supported(const Config& c) {
   const std::string origin = c.source_file.empty() ? "config" : c.source_file;
-  if (c.parallel.tp != 1 || c.parallel.cp != 1) {
+  if (c.parallel.tp != 1) {
     throw ConfigError(origin +
-                      ": tensor and context parallelism (parallel.tp, parallel.cp) are not "
-                      "implemented yet; use parallel.dp for several ranks");
+                      ": tensor parallelism (parallel.tp) is not implemented yet; use "
+                      "parallel.dp and parallel.cp for several ranks");
   }
   if (c.train.device == "cuda") {
     throw ConfigError(origin +
@@ -183,14 +180,14 @@ StepResult Trainer::train_step(std::int64_t step) {
   // Data-parallel replica d trains on samples [d * per_replica, (d + 1) * per_replica) of the step.
   const std::int64_t per_replica = global / mesh_->shape().dp;
   const auto first = static_cast<std::uint64_t>(step * global + mesh_->coords().dp * per_replica);
-  std::vector<Batch> batches;
+  std::vector<LocalBatch> batches;
   double counts[1] = {0.0};
   for (std::int64_t i = 0; i < per_replica; i += micro) {
     batches.push_back(
-        make_batch(*data_, Split::train, first + static_cast<std::uint64_t>(i), micro));
-    counts[0] += static_cast<double>(batches.back().loss_tokens());
+        localize(make_batch(*data_, Split::train, first + static_cast<std::uint64_t>(i), micro)));
+    counts[0] += static_cast<double>(batches.back().batch.loss_tokens());
   }
-  sum_over_replicas(counts);
+  sum_over(MeshAxis::replica, counts);
   const auto loss_tokens = static_cast<std::int64_t>(counts[0]);
   StepResult r;
   r.lr = schedule_.at(step);
@@ -200,14 +197,14 @@ StepResult Trainer::train_step(std::int64_t step) {
     // Every micro-batch's gradient is scaled by the step's total token count, so the result is
     // the mean over the whole global batch however it is split.
     const double scale = 1.0 / static_cast<double>(loss_tokens);
-    for (const Batch& b : batches) {
+    for (const LocalBatch& b : batches) {
       loss_sum += model_->forward_backward(token_batch(b), scale).loss;
-      r.tokens += b.num_tokens();
+      r.tokens += b.batch.num_tokens();
     }
   }
   reduce_gradients();
   double sums[2] = {loss_sum, static_cast<double>(r.tokens)};
-  sum_over_replicas(sums);
+  sum_over(MeshAxis::replica, sums);
   r.tokens = static_cast<std::int64_t>(sums[1]);
   r.loss = loss_tokens > 0 ? sums[0] / static_cast<double>(loss_tokens) : 0.0;
   r.grad_norm = global_grad_norm(*model_);
@@ -225,54 +222,92 @@ StepResult Trainer::train_step(std::int64_t step) {
 EvalResult Trainer::evaluate() {
   const std::int64_t n = config_.train.eval_samples, micro = config_.train.micro_batch;
   const std::int64_t dp = mesh_->shape().dp, d = mesh_->coords().dp;
-  double loss = 0.0;
-  std::int64_t weighted = 0, correct = 0, exact = 0;
+  double sums[3] = {0.0, 0.0, 0.0};  // loss, weighted tokens, correct tokens
+  double exact = 0.0;
   // Replica d evaluates samples [n * d / dp, n * (d + 1) / dp).
   const std::int64_t begin = n * d / dp, end = n * (d + 1) / dp;
   for (std::int64_t i = begin; i < end; i += micro) {
     const std::int64_t count = std::min(micro, end - i);
-    const Batch b = make_batch(*data_, Split::eval, static_cast<std::uint64_t>(i), count);
+    const LocalBatch local =
+        localize(make_batch(*data_, Split::eval, static_cast<std::uint64_t>(i), count));
+    const Batch& b = local.batch;
     std::vector<std::int32_t> predictions(b.tokens.size());
-    const LossSums sums = model_->evaluate(token_batch(b), predictions);
-    loss += sums.loss;
-    correct += sums.correct;
-    weighted += b.loss_tokens();
-    for (std::int64_t s = 0; s < count; ++s) {
-      bool all = true;
-      for (std::int64_t t = s * b.seq_len; t < (s + 1) * b.seq_len; ++t) {
-        const auto u = static_cast<std::size_t>(t);
-        if (b.loss_mask[u] != 0.0f && predictions[u] != b.targets[u]) all = false;
-      }
-      exact += all ? 1 : 0;
+    const LossSums s = model_->evaluate(token_batch(local), predictions);
+    sums[0] += s.loss;
+    sums[1] += static_cast<double>(b.loss_tokens());
+    sums[2] += static_cast<double>(s.correct);
+    // Wrong answers per sample, summed over the cp ranks that hold its chunks.
+    std::vector<double> wrong(static_cast<std::size_t>(count), 0.0);
+    for (std::int64_t t = 0; t < b.num_tokens(); ++t) {
+      const auto u = static_cast<std::size_t>(t);
+      if (b.loss_mask[u] != 0.0f && predictions[u] != b.targets[u])
+        wrong[static_cast<std::size_t>(t / b.seq_len)] += 1;
     }
+    sum_over(MeshAxis::cp, wrong);
+    for (double w : wrong) exact += w == 0.0 ? 1.0 : 0.0;
   }
-  double sums[4] = {loss, static_cast<double>(weighted), static_cast<double>(correct),
-                    static_cast<double>(exact)};
-  sum_over_replicas(sums);
+  sum_over(MeshAxis::replica, sums);
+  double exact_sum[1] = {exact};
+  sum_over(MeshAxis::dp, exact_sum);
   EvalResult r;
   if (sums[1] > 0) {
     r.loss = sums[0] / sums[1];
     r.accuracy = sums[2] / sums[1];
   }
-  r.exact_match = n > 0 ? sums[3] / static_cast<double>(n) : 0.0;
+  r.exact_match = n > 0 ? exact_sum[0] / static_cast<double>(n) : 0.0;
   return r;
 }
 
-void Trainer::sum_over_replicas(std::span<double> values) {
-  Communicator& dp = mesh_->group(MeshAxis::dp);
-  if (dp.size() == 1) return;
+void Trainer::sum_over(MeshAxis axis, std::span<double> values) {
+  Communicator& group = mesh_->group(axis);
+  if (group.size() == 1) return;
   Tensor t = Tensor::empty(Shape{static_cast<std::int64_t>(values.size())}, DType::f64,
                            MemCategory::communication);
   std::copy(values.begin(), values.end(), t.data<double>());
-  dp.all_reduce(t, ReduceOp::sum);
+  group.all_reduce(t, ReduceOp::sum);
   std::copy_n(t.data<double>(), values.size(), values.begin());
 }
 
 void Trainer::reduce_gradients() {
-  // The loss is already normalized by the global token count, so replica gradients add up.
-  Communicator& dp = mesh_->group(MeshAxis::dp);
-  if (dp.size() == 1) return;
-  for (auto& g : model_->groups()) dp.all_reduce(g.grads(), ReduceOp::sum);
+  // The loss is normalized by the global token count, so the gradients of the ranks holding the
+  // same parameters (dp replicas and the cp ranks of a sequence) add up.
+  Communicator& replica = mesh_->group(MeshAxis::replica);
+  if (replica.size() == 1) return;
+  for (auto& g : model_->groups()) replica.all_reduce(g.grads(), ReduceOp::sum);
+}
+
+LocalBatch Trainer::localize(Batch full) const {
+  const int cp = mesh_->shape().cp;
+  LocalBatch local;
+  if (cp == 1) {
+    local.batch = std::move(full);
+    return local;
+  }
+  const Zigzag z{cp, full.seq_len};
+  const std::int64_t rank = mesh_->coords().cp, n = full.batch;
+  Batch& b = local.batch;
+  b.batch = n;
+  b.seq_len = z.local_len();
+  b.tokens = z.slice<std::int32_t>(full.tokens, rank, n);
+  b.targets = z.slice<std::int32_t>(full.targets, rank, n);
+  b.loss_mask = z.slice<float>(full.loss_mask, rank, n);
+  b.positions = z.slice<std::int32_t>(full.positions, rank, n);
+  b.doc_ids = z.slice<std::int32_t>(full.doc_ids, rank, n);
+  for (std::int64_t r = 0; r < cp; ++r) {
+    local.ring.order.push_back(z.global_order(r, n));
+    local.ring.doc.push_back(z.slice<std::int32_t>(full.doc_ids, r, n));
+  }
+  return local;
+}
+
+TokenBatch Trainer::token_batch(const LocalBatch& l) const {
+  const Batch& b = l.batch;
+  TokenBatch t{b.batch, b.seq_len, b.tokens, b.targets, b.loss_mask, b.positions, b.doc_ids};
+  if (mesh_->shape().cp > 1) {
+    t.cp = &mesh_->group(MeshAxis::cp);
+    t.ring = &l.ring;
+  }
+  return t;
 }
 
 void Trainer::log_step(std::int64_t step, const StepResult& r, double elapsed) {

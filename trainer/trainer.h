@@ -11,6 +11,7 @@
 #include "optim/adamw.h"
 #include "optim/lr_schedule.h"
 #include "parallel/mesh.h"
+#include "parallel/ring_attention.h"
 #include "trainer/config.h"
 #include "trainer/data.h"
 #include "trainer/metrics.h"
@@ -34,6 +35,12 @@ struct StepResult {
   std::int64_t tokens = 0;
   double seconds = 0.0;
   bool skipped = false;  // the gradient was not finite and the optimizer did not step
+};
+
+// A micro-batch as this rank holds it, with the ring layout when context parallel.
+struct LocalBatch {
+  Batch batch;
+  RingLayout ring;
 };
 
 struct ProcessInfo {
@@ -63,9 +70,12 @@ class Trainer {
   void log_step(std::int64_t step, const StepResult& r, double elapsed);
   void log_eval(std::int64_t step, const EvalResult& r);
   void log_startup();
-  // Sums values over the data-parallel replicas (identity in a world of one).
-  void sum_over_replicas(std::span<double> values);
+  // Sums values over a mesh group (identity for a group of one).
+  void sum_over(MeshAxis axis, std::span<double> values);
   void reduce_gradients();
+  // This rank's part of a batch of whole sequences (its zigzag chunks under context parallel).
+  LocalBatch localize(Batch full) const;
+  TokenBatch token_batch(const LocalBatch& local) const;
 
   Config config_;
   ProcessInfo process_;

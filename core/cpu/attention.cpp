@@ -143,7 +143,7 @@ double resolved_scale(const AttentionShape& a) {
   return a.scale != 0.0 ? a.scale : 1.0 / std::sqrt(static_cast<double>(a.head_dim));
 }
 
-template <class T>
+template <class T, class O>
 void forward_head(const AttentionShape& a, std::int64_t b, std::int64_t h, const SequenceView& sv,
                   const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                   const Tensor& lse) {
@@ -159,7 +159,7 @@ void forward_head(const AttentionShape& a, std::int64_t b, std::int64_t h, const
   C* acc = s + kBlockQ * kBlockK;
   C* m = acc + kBlockQ * hd;
   C* l = m + kBlockQ;
-  T* o = out.data<T>();
+  O* o = out.data<O>();
   stat_t<T>* lse_p = lse.data<stat_t<T>>() + (b * a.heads + h) * a.q_len;
   const C neg_inf = -std::numeric_limits<C>::infinity();
 
@@ -201,9 +201,11 @@ void forward_head(const AttentionShape& a, std::int64_t b, std::int64_t h, const
     }
     for (std::int64_t i = 0; i < bq; ++i) {
       const std::int64_t row = b * a.q_len + q0 + i;
-      T* orow = o + row * out.row_stride() + h * hd;
+      O* orow = o + row * out.row_stride() + h * hd;
       const C inv = l[i] > 0 ? C(1) / l[i] : C(0);
-      for (std::int64_t d = 0; d < hd; ++d) store(orow, d, acc[i * hd + d] * inv);
+      for (std::int64_t d = 0; d < hd; ++d) {
+        store(orow, d, static_cast<compute_t<O>>(acc[i * hd + d] * inv));
+      }
       lse_p[q0 + i] = static_cast<stat_t<T>>(l[i] > 0 ? m[i] + std::log(l[i]) : neg_inf);
     }
   }
@@ -306,8 +308,7 @@ void check_shapes(const AttentionShape& a, const Tensor& q, const Tensor& k, con
            "attention k/v " << k.describe() << " " << v.describe());
   LT_CHECK(out.shape() == q.shape() && lse.numel() == a.batch * a.heads * a.q_len,
            "attention out " << out.describe() << " lse " << lse.describe());
-  LT_CHECK(q.dtype() == k.dtype() && k.dtype() == v.dtype() && out.dtype() == q.dtype(),
-           "attention dtypes differ");
+  LT_CHECK(q.dtype() == k.dtype() && k.dtype() == v.dtype(), "attention q/k/v dtypes differ");
   const auto n_q = static_cast<std::size_t>(a.batch * a.q_len);
   const auto n_k = static_cast<std::size_t>(a.batch * a.kv_len);
   LT_CHECK((a.q_order.empty() || a.q_order.size() == n_q) &&
@@ -322,12 +323,19 @@ void check_shapes(const AttentionShape& a, const Tensor& q, const Tensor& k, con
 void attention_forward(const AttentionShape& a, const Tensor& q, const Tensor& k, const Tensor& v,
                        const Tensor& out, const Tensor& lse) {
   check_shapes(a, q, k, v, out, lse);
+  // A bf16 forward may write fp32 partial outputs (ring attention merges them before rounding).
+  LT_CHECK(out.dtype() == q.dtype() || (q.dtype() == DType::bf16 && out.dtype() == DType::f32),
+           "attention output " << out.describe() << " for " << q.describe() << " inputs");
   std::vector<SequenceView> views;
   for (std::int64_t b = 0; b < a.batch; ++b) views.push_back(sequence_view(a, b));
   dispatch_float(q.dtype(), [&]<class T>() {
     parallel_tasks(a.batch * a.heads, [&](std::int64_t task) {
       const std::int64_t b = task / a.heads, h = task % a.heads;
-      forward_head<T>(a, b, h, views[static_cast<std::size_t>(b)], q, k, v, out, lse);
+      if (out.dtype() == q.dtype()) {
+        forward_head<T, T>(a, b, h, views[static_cast<std::size_t>(b)], q, k, v, out, lse);
+      } else {
+        forward_head<T, float>(a, b, h, views[static_cast<std::size_t>(b)], q, k, v, out, lse);
+      }
     });
   });
 }
