@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/memory.h"
 #include "core/ops.h"
 #include "parallel/mpi_communicator.h"
 #include "parallel/runtime.h"
@@ -118,6 +119,43 @@ TEST_P(ParallelTraining, MatchesSingleProcess) {
   } else {
     expect_close(serial, parallel, 1e-3, 1e-1);
   }
+  std::filesystem::remove(tokens);
+}
+
+// Peak activation bytes of one training step (the activations that backward keeps).
+std::int64_t step_activation_peak(Trainer& trainer) {
+  MemoryTracker& mem = MemoryTracker::for_device(Device::cpu);
+  const std::int64_t before = mem.snapshot().current_of(MemCategory::activations);
+  mem.reset_peaks();
+  trainer.train_step(0);
+  return mem.snapshot().peak_of(MemCategory::activations) - before;
+}
+
+TEST(ParallelMemory, ActivationsPerRankFallAsOneOverCp) {
+  if (g_cp == 1) GTEST_SKIP() << "needs --cp > 1";
+  const std::string tokens = write_token_file();
+  const int world = g_runtime->world_size();
+  // One micro-batch per replica: the same sequences per rank in both runs, cut cp ways.
+  const std::vector<std::string> common = {"train.micro_batch=" +
+                                           std::to_string(8 / (world / g_cp))};
+  auto with = [&](std::vector<std::string> extra) {
+    extra.insert(extra.end(), common.begin(), common.end());
+    return parse_config(config_text(tokens), "parallel_test.yaml", extra);
+  };
+  Trainer serial(with({}), ProcessInfo{});
+  const std::int64_t serial_peak = step_activation_peak(serial);
+  ProcessInfo process{g_runtime->rank(), world, g_runtime->local_size(),
+                      [](const std::string& name, const std::vector<int>& ranks) {
+                        return make_mpi_communicator(name, ranks, 60.0);
+                      }};
+  Trainer parallel(
+      with({"parallel.dp=" + std::to_string(world / g_cp), "parallel.cp=" + std::to_string(g_cp)}),
+      process);
+  const std::int64_t parallel_peak = step_activation_peak(parallel);
+  const double expected = static_cast<double>(serial_peak) / g_cp;
+  EXPECT_LE(static_cast<double>(parallel_peak), 1.02 * expected)
+      << "serial " << serial_peak << " bytes, cp " << g_cp << " rank " << parallel_peak << " bytes";
+  EXPECT_GE(static_cast<double>(parallel_peak), 0.9 * expected);
   std::filesystem::remove(tokens);
 }
 
