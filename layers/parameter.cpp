@@ -6,6 +6,15 @@
 
 namespace lt {
 
+std::int64_t ParamSpec::global_index(std::int64_t local) const {
+  if (global_shape.rank() == 0) return local;
+  if (shape.rank() == 1) return row_offset + local;
+  LT_CHECK(shape.rank() == 2 && global_shape.rank() == 2,
+           "sharded parameter " << name << " must be 1D or 2D, got " << shape.str());
+  const std::int64_t cols = shape[1];
+  return (row_offset + local / cols) * global_shape[1] + col_offset + local % cols;
+}
+
 ParameterGroup::ParameterGroup(std::string name, std::vector<ParamSpec> specs, DType value_dtype,
                                DType grad_dtype)
     : name_(std::move(name)) {
@@ -55,7 +64,7 @@ void ParameterGroup::generate_initial_values(std::uint64_t seed, const Tensor& d
     for (std::int64_t i = 0; i < n; ++i) {
       switch (p.spec.init) {
         case Init::normal:
-          v[i] = p.spec.std * normal_at(key, static_cast<std::uint64_t>(i));
+          v[i] = p.spec.std * normal_at(key, static_cast<std::uint64_t>(p.spec.global_index(i)));
           break;
         case Init::ones:
           v[i] = 1.0;

@@ -22,6 +22,14 @@ struct ParamSpec {
   bool decay = true;  // weight decay applies
   bool is_norm = false;
   bool is_embedding = false;
+  // A shard of a larger global tensor (tensor parallelism): the global shape and where this
+  // shard starts in it. Rank 0 global_shape means the parameter is not sharded.
+  Shape global_shape{};
+  std::int64_t row_offset = 0;
+  std::int64_t col_offset = 0;
+
+  // Index in the global tensor of local element `local` (row-major in `shape`).
+  std::int64_t global_index(std::int64_t local) const;
 };
 
 struct Parameter {
