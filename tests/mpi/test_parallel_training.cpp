@@ -15,6 +15,7 @@
 #include "core/ops.h"
 #include "parallel/mpi_communicator.h"
 #include "parallel/runtime.h"
+#include "tests/mpi/mpi_test_main.h"
 #include "trainer/trainer.h"
 
 namespace lt {
@@ -165,20 +166,11 @@ INSTANTIATE_TEST_SUITE_P(Precision, ParallelTraining, ::testing::Values("fp32", 
 }  // namespace lt
 
 int main(int argc, char** argv) {
-  lt::DistributedRuntime runtime(&argc, &argv);
-  lt::g_runtime = &runtime;
-  ::testing::InitGoogleTest(&argc, argv);
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg.rfind("--dp=", 0) == 0) lt::g_dp = std::stoi(arg.substr(5));
-    if (arg.rfind("--cp=", 0) == 0) lt::g_cp = std::stoi(arg.substr(5));
-  }
-  if (runtime.rank() != 0) {
-    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-    std::unique_ptr<::testing::TestEventListener> quiet(
-        listeners.Release(listeners.default_result_printer()));
-  }
-  const int failed = RUN_ALL_TESTS();
-  // Every rank must report: a failure on any rank fails the job.
-  return failed;
+  return lt::run_mpi_tests(argc, argv, lt::g_runtime, [](int n, char** args) {
+    for (int i = 1; i < n; ++i) {
+      const std::string arg = args[i];
+      if (arg.rfind("--dp=", 0) == 0) lt::g_dp = std::stoi(arg.substr(5));
+      if (arg.rfind("--cp=", 0) == 0) lt::g_cp = std::stoi(arg.substr(5));
+    }
+  });
 }

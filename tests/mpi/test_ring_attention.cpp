@@ -11,6 +11,7 @@
 #include "parallel/ring_attention.h"
 #include "parallel/runtime.h"
 #include "parallel/zigzag.h"
+#include "tests/mpi/mpi_test_main.h"
 
 namespace lt {
 namespace {
@@ -120,13 +121,5 @@ INSTANTIATE_TEST_SUITE_P(Masks, RingAttention, ::testing::Values(false, true),
 }  // namespace lt
 
 int main(int argc, char** argv) {
-  lt::DistributedRuntime runtime(&argc, &argv);
-  lt::g_runtime = &runtime;
-  ::testing::InitGoogleTest(&argc, argv);
-  if (runtime.rank() != 0) {
-    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-    std::unique_ptr<::testing::TestEventListener> quiet(
-        listeners.Release(listeners.default_result_printer()));
-  }
-  return RUN_ALL_TESTS();
+  return lt::run_mpi_tests(argc, argv, lt::g_runtime);
 }
