@@ -1,8 +1,13 @@
 #include "parallel/zigzag.h"
 
+#include "core/error.h"
+
 namespace lt {
 
 std::int64_t Zigzag::global_index(std::int64_t rank, std::int64_t i) const {
+  LT_CHECK(cp >= 1 && seq_len % (2 * cp) == 0, "zigzag sharding needs seq_len ("
+                                                   << seq_len << ") divisible by 2 x cp (" << 2 * cp
+                                                   << ")");
   const std::int64_t c = chunk();
   return i < c ? rank * c + i : (2 * cp - 1 - rank) * c + (i - c);
 }

@@ -67,6 +67,16 @@ std::string config_dir(const Config& c) {
 // Settings the config schema accepts for later milestones but this build cannot honour.
 void check_supported(const Config& c) {
   const std::string origin = c.source_file.empty() ? "config" : c.source_file;
+  if (c.parallel.mode == "auto") {
+    throw ConfigError(origin +
+                      ": parallel.mode 'auto' needs the planner, which is not implemented yet; "
+                      "use 'manual' with parallel.dp / parallel.cp");
+  }
+  if (c.parallel.cp > 1 && c.data.seq_len % (2 * c.parallel.cp) != 0) {
+    throw ConfigError(origin + ": data.seq_len " + std::to_string(c.data.seq_len) +
+                      " must be a multiple of 2 x parallel.cp (" +
+                      std::to_string(2 * c.parallel.cp) + ") for zigzag context parallelism");
+  }
   if (c.parallel.tp != 1) {
     throw ConfigError(origin +
                       ": tensor parallelism (parallel.tp) is not implemented yet; use "
