@@ -130,6 +130,32 @@ double softmax_cross_entropy(const Tensor& logits, std::span<const std::int32_t>
   return cpu::softmax_cross_entropy(logits, targets, weights, grad_scale, predictions, valid_vocab);
 }
 
+void cross_entropy_shard_max(const Tensor& logits, std::int64_t valid, std::int64_t vocab_offset,
+                             std::span<double> row_max, std::span<std::int32_t> row_argmax) {
+  require_cpu(logits, "cross_entropy_shard_max");
+  cpu::cross_entropy_shard_max(logits, valid, vocab_offset, row_max, row_argmax);
+}
+
+void cross_entropy_shard_sums(const Tensor& logits, std::int64_t valid, std::int64_t vocab_offset,
+                              std::span<const double> row_max,
+                              std::span<const std::int32_t> targets, std::span<double> sum_exp,
+                              std::span<double> target_logit) {
+  require_cpu(logits, "cross_entropy_shard_sums");
+  cpu::cross_entropy_shard_sums(logits, valid, vocab_offset, row_max, targets, sum_exp,
+                                target_logit);
+}
+
+double cross_entropy_shard_finish(const Tensor& logits, std::int64_t valid,
+                                  std::int64_t vocab_offset, std::span<const double> row_max,
+                                  std::span<const double> sum_exp,
+                                  std::span<const double> target_logit,
+                                  std::span<const std::int32_t> targets,
+                                  std::span<const float> weights, double grad_scale) {
+  require_cpu(logits, "cross_entropy_shard_finish");
+  return cpu::cross_entropy_shard_finish(logits, valid, vocab_offset, row_max, sum_exp,
+                                         target_logit, targets, weights, grad_scale);
+}
+
 void adamw_update(const Tensor& master, const Tensor& grad, const Tensor& m, const Tensor& v,
                   const AdamWStep& step, const Tensor& compute_copy) {
   require_cpu(master, "adamw_update");

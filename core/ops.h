@@ -98,6 +98,29 @@ double softmax_cross_entropy(const Tensor& logits, std::span<const std::int32_t>
                              std::span<const float> weights, double grad_scale,
                              std::span<std::int32_t> predictions, std::int64_t valid_vocab);
 
+// Vocab-parallel cross-entropy, for a shard of the vocabulary: logits [rows, width] whose
+// columns [0, valid) hold global token ids [vocab_offset, vocab_offset + valid). The caller
+// reduces the per-row statistics across the shards between the passes (max, then sums), so the
+// full-vocabulary logits never exist on one rank. Statistics are f64 spans of length rows.
+// Pass 1: the shard's row max and its argmax (a global token id).
+void cross_entropy_shard_max(const Tensor& logits, std::int64_t valid, std::int64_t vocab_offset,
+                             std::span<double> row_max, std::span<std::int32_t> row_argmax);
+// Pass 2, given the global row max: the shard's sum of exp(logit - max), and the target's logit
+// when the target falls in this shard (0 otherwise).
+void cross_entropy_shard_sums(const Tensor& logits, std::int64_t valid, std::int64_t vocab_offset,
+                              std::span<const double> row_max,
+                              std::span<const std::int32_t> targets, std::span<double> sum_exp,
+                              std::span<double> target_logit);
+// Pass 3, given the global max, sum and target logit: returns sum_r weight[r] * loss[r] (the same
+// on every shard) and, with grad_scale != 0, overwrites the shard's logits with the gradient of
+// grad_scale * that sum (padding columns get 0).
+double cross_entropy_shard_finish(const Tensor& logits, std::int64_t valid,
+                                  std::int64_t vocab_offset, std::span<const double> row_max,
+                                  std::span<const double> sum_exp,
+                                  std::span<const double> target_logit,
+                                  std::span<const std::int32_t> targets,
+                                  std::span<const float> weights, double grad_scale);
+
 struct AdamWStep {
   double lr = 0.0;
   double beta1 = 0.9;

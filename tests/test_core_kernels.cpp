@@ -215,6 +215,64 @@ TEST(CrossEntropy, MatchesDirectFormulaWithPaddingAndWeights) {
   EXPECT_NEAR(got, want, 1e-12);
 }
 
+// Three vocabulary shards (14 + 14 + 12 valid columns of width 14) with the row statistics
+// combined by hand, as the tensor-parallel group's all-reduces will: the same loss, gradient and
+// argmax as the full-vocabulary kernel.
+TEST(CrossEntropy, VocabShardsCombineToTheFullResult) {
+  const std::int64_t rows = 6, vocab = 40, width = 14, shards = 3;
+  const Tensor full = test::random_tensor(Shape{rows, vocab}, DType::f64, 8, "logits", 3.0);
+  const std::vector<std::int32_t> targets = {0, 13, 14, 27, 28, 39};
+  const std::vector<float> weights = {1, 1, 0.5f, 1, 0, 1};
+  Tensor full_grad = test::to_f64(full);
+  std::vector<std::int32_t> full_pred(rows);
+  const double want = softmax_cross_entropy(full_grad, targets, weights, 0.25, full_pred, vocab);
+
+  std::vector<Tensor> parts;
+  std::vector<double> mx(rows, -1e300), sum(rows, 0.0), tgt(rows, 0.0);
+  std::vector<std::int32_t> best(rows, 0);
+  for (std::int64_t s = 0; s < shards; ++s) {
+    const std::int64_t off = s * width, valid = std::min(width, vocab - off);
+    Tensor p = Tensor::zeros(Shape{rows, width}, DType::f64, MemCategory::workspace);
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t j = 0; j < valid; ++j)
+        p.data<double>()[r * width + j] = full.data<double>()[r * vocab + off + j];
+    std::vector<double> m(rows);
+    std::vector<std::int32_t> a(rows);
+    cross_entropy_shard_max(p, valid, off, m, a);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      if (m[static_cast<std::size_t>(r)] > mx[static_cast<std::size_t>(r)]) {
+        mx[static_cast<std::size_t>(r)] = m[static_cast<std::size_t>(r)];
+        best[static_cast<std::size_t>(r)] = a[static_cast<std::size_t>(r)];
+      }
+    }
+    parts.push_back(p);
+  }
+  for (std::int64_t s = 0; s < shards; ++s) {
+    const std::int64_t off = s * width, valid = std::min(width, vocab - off);
+    std::vector<double> se(rows), tl(rows);
+    cross_entropy_shard_sums(parts[static_cast<std::size_t>(s)], valid, off, mx, targets, se, tl);
+    for (std::size_t r = 0; r < static_cast<std::size_t>(rows); ++r) {
+      sum[r] += se[r];
+      tgt[r] += tl[r];
+    }
+  }
+  for (std::int64_t s = 0; s < shards; ++s) {
+    const std::int64_t off = s * width, valid = std::min(width, vocab - off);
+    const double got = cross_entropy_shard_finish(parts[static_cast<std::size_t>(s)], valid, off,
+                                                  mx, sum, tgt, targets, weights, 0.25);
+    EXPECT_NEAR(got, want, 1e-12);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      for (std::int64_t j = 0; j < valid; ++j) {
+        EXPECT_NEAR(parts[static_cast<std::size_t>(s)].data<double>()[r * width + j],
+                    full_grad.data<double>()[r * vocab + off + j], 1e-14);
+      }
+      for (std::int64_t j = valid; j < width; ++j)
+        EXPECT_EQ(parts[static_cast<std::size_t>(s)].data<double>()[r * width + j], 0.0);
+    }
+  }
+  EXPECT_EQ(best, full_pred);
+}
+
 TEST(AdamW, MatchesTheReferenceUpdate) {
   Tensor w = Tensor::empty(Shape{3}, DType::f64, MemCategory::optimizer);
   Tensor g = Tensor::empty(Shape{3}, DType::f64, MemCategory::grads);

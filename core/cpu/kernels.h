@@ -38,6 +38,18 @@ void attention_merge(const Tensor& out, const Tensor& lse, const Tensor& part_ou
 double softmax_cross_entropy(const Tensor& logits, std::span<const std::int32_t> targets,
                              std::span<const float> weights, double grad_scale,
                              std::span<std::int32_t> predictions, std::int64_t valid_vocab);
+void cross_entropy_shard_max(const Tensor& logits, std::int64_t valid, std::int64_t vocab_offset,
+                             std::span<double> row_max, std::span<std::int32_t> row_argmax);
+void cross_entropy_shard_sums(const Tensor& logits, std::int64_t valid, std::int64_t vocab_offset,
+                              std::span<const double> row_max,
+                              std::span<const std::int32_t> targets, std::span<double> sum_exp,
+                              std::span<double> target_logit);
+double cross_entropy_shard_finish(const Tensor& logits, std::int64_t valid,
+                                  std::int64_t vocab_offset, std::span<const double> row_max,
+                                  std::span<const double> sum_exp,
+                                  std::span<const double> target_logit,
+                                  std::span<const std::int32_t> targets,
+                                  std::span<const float> weights, double grad_scale);
 void adamw_update(const Tensor& master, const Tensor& grad, const Tensor& m, const Tensor& v,
                   const AdamWStep& step, const Tensor& compute_copy);
 
