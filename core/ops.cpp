@@ -76,6 +76,18 @@ void embedding_backward(const Tensor& dout, std::span<const std::int32_t> tokens
   cpu::embedding_backward(dout, tokens, dtable);
 }
 
+void embedding_shard_forward(const Tensor& table, std::int64_t vocab_offset,
+                             std::span<const std::int32_t> tokens, const Tensor& out) {
+  require_cpu(table, "embedding_shard_forward");
+  cpu::embedding_shard_forward(table, vocab_offset, tokens, out);
+}
+
+void embedding_shard_backward(const Tensor& dout, std::int64_t vocab_offset,
+                              std::span<const std::int32_t> tokens, const Tensor& dtable) {
+  require_cpu(dout, "embedding_shard_backward");
+  cpu::embedding_shard_backward(dout, vocab_offset, tokens, dtable);
+}
+
 void rmsnorm_forward(const Tensor& x, const Tensor& weight, double eps, const Tensor& y,
                      const Tensor& rstd) {
   require_cpu(x, "rmsnorm_forward");

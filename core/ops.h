@@ -40,6 +40,14 @@ void embedding_forward(const Tensor& table, std::span<const std::int32_t> tokens
 void embedding_backward(const Tensor& dout, std::span<const std::int32_t> tokens,
                         const Tensor& dtable);
 
+// Vocab-parallel embedding: `table` holds rows for token ids [vocab_offset, vocab_offset + rows).
+// Tokens outside the shard give zero rows (the tensor-parallel group sums the shards), and their
+// gradients are left to the shard that owns them.
+void embedding_shard_forward(const Tensor& table, std::int64_t vocab_offset,
+                             std::span<const std::int32_t> tokens, const Tensor& out);
+void embedding_shard_backward(const Tensor& dout, std::int64_t vocab_offset,
+                              std::span<const std::int32_t> tokens, const Tensor& dtable);
+
 // y = x * rstd * w with rstd = 1 / sqrt(mean(x^2) + eps); rstd is f32 [rows] (f64 for f64 x).
 void rmsnorm_forward(const Tensor& x, const Tensor& weight, double eps, const Tensor& y,
                      const Tensor& rstd);

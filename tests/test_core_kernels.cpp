@@ -273,6 +273,31 @@ TEST(CrossEntropy, VocabShardsCombineToTheFullResult) {
   EXPECT_EQ(best, full_pred);
 }
 
+// Two vocabulary shards of an embedding: their forward outputs sum to the full lookup and their
+// gradients are the full gradient's rows.
+TEST(Embedding, VocabShardsSumToTheFullLookup) {
+  const Tensor table = test::random_tensor(Shape{10, 4}, DType::f64, 9, "table");
+  const std::vector<std::int32_t> tokens = {0, 9, 4, 5, 4, 7};
+  Tensor want = Tensor::empty(Shape{6, 4}, DType::f64, MemCategory::workspace);
+  embedding_forward(table, tokens, want);
+  const Tensor dout = test::random_tensor(Shape{6, 4}, DType::f64, 9, "dout");
+  Tensor full_grad = Tensor::zeros(Shape{10, 4}, DType::f64, MemCategory::workspace);
+  embedding_backward(dout, tokens, full_grad);
+  Tensor sum = Tensor::zeros(Shape{6, 4}, DType::f64, MemCategory::workspace);
+  for (std::int64_t off : {0, 5}) {
+    Tensor shard = Tensor::empty(Shape{5, 4}, DType::f64, MemCategory::workspace);
+    copy(table.reshape(Shape{40}).flat_view(off * 4, Shape{20}), shard.reshape(Shape{20}));
+    Tensor part = Tensor::empty(Shape{6, 4}, DType::f64, MemCategory::workspace);
+    embedding_shard_forward(shard, off, tokens, part);
+    add(sum, part);
+    Tensor grad = Tensor::zeros(Shape{5, 4}, DType::f64, MemCategory::workspace);
+    embedding_shard_backward(dout, off, tokens, grad);
+    for (int i = 0; i < 20; ++i)
+      EXPECT_EQ(grad.data<double>()[i], full_grad.data<double>()[off * 4 + i]);
+  }
+  for (int i = 0; i < 24; ++i) EXPECT_EQ(sum.data<double>()[i], want.data<double>()[i]);
+}
+
 TEST(AdamW, MatchesTheReferenceUpdate) {
   Tensor w = Tensor::empty(Shape{3}, DType::f64, MemCategory::optimizer);
   Tensor g = Tensor::empty(Shape{3}, DType::f64, MemCategory::grads);

@@ -20,6 +20,10 @@ void embedding_forward(const Tensor& table, std::span<const std::int32_t> tokens
                        const Tensor& out);
 void embedding_backward(const Tensor& dout, std::span<const std::int32_t> tokens,
                         const Tensor& dtable);
+void embedding_shard_forward(const Tensor& table, std::int64_t vocab_offset,
+                             std::span<const std::int32_t> tokens, const Tensor& out);
+void embedding_shard_backward(const Tensor& dout, std::int64_t vocab_offset,
+                              std::span<const std::int32_t> tokens, const Tensor& dtable);
 void rmsnorm_forward(const Tensor& x, const Tensor& weight, double eps, const Tensor& y,
                      const Tensor& rstd);
 void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor& rstd,
