@@ -1,18 +1,31 @@
 #include "layers/embedding.h"
 
 #include "core/ops.h"
+#include "parallel/communicator.h"
 
 namespace lt {
 
 Tensor Embedding::forward(std::span<const std::int32_t> tokens, const StepContext& ctx) const {
   Tensor x = Tensor::empty(Shape{static_cast<std::int64_t>(tokens.size()), table_.value.dim(1)},
                            ctx.dtype, MemCategory::activations);
-  embedding_forward(table_.value, tokens, x);
+  if (ctx.tp == nullptr || ctx.tp->size() == 1) {
+    embedding_forward(table_.value, tokens, x);
+    return x;
+  }
+  // Each rank fills the rows of its vocabulary shard; the sum over tp has exactly one nonzero
+  // term per token, so it is exact in any dtype.
+  embedding_shard_forward(table_.value, vocab_offset_, tokens, x);
+  ctx.tp->all_reduce(x);
   return x;
 }
 
-void Embedding::backward(const Tensor& dx, std::span<const std::int32_t> tokens) const {
-  embedding_backward(dx, tokens, table_.grad);
+void Embedding::backward(const Tensor& dx, std::span<const std::int32_t> tokens,
+                         const StepContext& ctx) const {
+  if (ctx.tp == nullptr || ctx.tp->size() == 1) {
+    embedding_backward(dx, tokens, table_.grad);
+  } else {
+    embedding_shard_backward(dx, vocab_offset_, tokens, table_.grad);
+  }
 }
 
 }  // namespace lt

@@ -16,4 +16,18 @@ void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, c
 void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor& dx,
                      const Tensor& dweight, const Tensor& dbias, bool accumulate_dx = false);
 
+class Communicator;
+
+// residual += x W^T, summed over the tensor-parallel group when `tp` has several ranks (a
+// row-parallel layer: each rank holds a slice of W's columns and of x's features). The partial
+// products are reduced in fp32 (f64 for f64) before the one rounding into the residual.
+void row_parallel_accumulate(const Tensor& x, const Tensor& weight, const Tensor& residual,
+                             Communicator* tp);
+
+// linear_backward for a column-parallel layer: the input gradient dy W is partial on each rank
+// and is summed over `tp` before it is written to dx.
+void column_parallel_backward(const Tensor& dy, const Tensor& x, const Tensor& weight,
+                              const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
+                              Communicator* tp);
+
 }  // namespace lt

@@ -29,8 +29,8 @@ void Mlp::forward(const Tensor& xn, const StepContext& ctx, Saved& saved,
   linear_forward(xn, w_gate_up, Tensor(), saved.gate_up);
   saved.act = Tensor::empty(Shape{ctx.tokens(), m_.ffn}, ctx.dtype, MemCategory::activations);
   swiglu_forward(saved.gate_up, saved.act);
-  linear_forward(saved.act, group_.get(prefix_ + "down_proj.weight").value, Tensor(), residual,
-                 true);
+  row_parallel_accumulate(saved.act, group_.get(prefix_ + "down_proj.weight").value, residual,
+                          ctx.tp);
 }
 
 void Mlp::backward(const Tensor& dresidual, const Tensor& xn, const StepContext& ctx,
@@ -43,8 +43,9 @@ void Mlp::backward(const Tensor& dresidual, const Tensor& xn, const StepContext&
   swiglu_backward(d_act, saved.gate_up, d_gate_up);
   d_act = Tensor();  // free before the next GEMM's output is allocated
   const Shape fused{2 * m_.ffn, m_.dim};
-  linear_backward(d_gate_up, xn, group_.fused(prefix_ + "gate_proj.weight", fused, false), d_xn,
-                  group_.fused(prefix_ + "gate_proj.weight", fused, true), Tensor());
+  column_parallel_backward(d_gate_up, xn, group_.fused(prefix_ + "gate_proj.weight", fused, false),
+                           d_xn, group_.fused(prefix_ + "gate_proj.weight", fused, true), Tensor(),
+                           ctx.tp);
 }
 
 }  // namespace lt

@@ -1,5 +1,7 @@
 #include "layers/model.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "core/ops.h"
 
@@ -21,30 +23,80 @@ std::vector<ParamSpec> head_specs(const ModelConfig& m) {
   return specs;
 }
 
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Marks the parameters a tensor-parallel rank holds a slice of: column-parallel weights (q, k,
+// v, gate, up) and the vocabulary tables by rows, row-parallel weights (o, down) by columns.
+// Norm weights stay whole (replicated).
+void annotate_shards(std::vector<ParamSpec>& specs, const ModelConfig& global,
+                     const TensorParallelShard& tp) {
+  if (tp.size == 1) return;
+  const std::int64_t hd = global.resolved_head_dim();
+  for (ParamSpec& s : specs) {
+    auto by_rows = [&](std::int64_t global_rows) {
+      const std::int64_t local = s.shape[0];
+      s.global_shape = s.shape.rank() == 1 ? Shape{global_rows} : Shape{global_rows, s.shape[1]};
+      s.row_offset = tp.rank * local;
+    };
+    auto by_cols = [&](std::int64_t global_cols) {
+      s.global_shape = Shape{s.shape[0], global_cols};
+      s.col_offset = tp.rank * s.shape[1];
+    };
+    const std::string& n = s.name;
+    if (ends_with(n, "q_proj.weight") || ends_with(n, "q_proj.bias")) by_rows(global.heads * hd);
+    if (ends_with(n, "k_proj.weight") || ends_with(n, "k_proj.bias") ||
+        ends_with(n, "v_proj.weight") || ends_with(n, "v_proj.bias")) {
+      by_rows(global.kv_heads * hd);
+    }
+    if (ends_with(n, "gate_proj.weight") || ends_with(n, "up_proj.weight")) by_rows(global.ffn);
+    if (ends_with(n, "o_proj.weight")) by_cols(global.heads * hd);
+    if (ends_with(n, "down_proj.weight")) by_cols(global.ffn);
+    if (n == "model.embed_tokens.weight" || n == "lm_head.weight") by_rows(global.vocab);
+  }
+}
+
+std::vector<ParamSpec> sharded(std::vector<ParamSpec> specs, const ModelConfig& global,
+                               const TensorParallelShard& tp) {
+  annotate_shards(specs, global, tp);
+  return specs;
+}
+
 }  // namespace
 
-Model::Model(const ModelConfig& config, DType dtype, std::uint64_t seed, std::int64_t max_positions)
-    : config_(config), dtype_(dtype), grad_dtype_(dtype == DType::f64 ? DType::f64 : DType::f32) {
+Model::Model(const ModelConfig& config, DType dtype, std::uint64_t seed, std::int64_t max_positions,
+             const TensorParallelShard& tp)
+    : config_(config),
+      local_(local_model_config(config, tp)),
+      tp_(tp),
+      dtype_(dtype),
+      grad_dtype_(dtype == DType::f64 ? DType::f64 : DType::f32) {
   groups_.reserve(static_cast<std::size_t>(config.layers + 2));
-  groups_.emplace_back("embed", embed_specs(config), dtype_, grad_dtype_);
+  groups_.emplace_back("embed", sharded(embed_specs(local_), config, tp), dtype_, grad_dtype_);
   for (std::int64_t i = 0; i < config.layers; ++i) {
-    groups_.emplace_back("layers." + std::to_string(i), DecoderBlock::param_specs(config, i),
-                         dtype_, grad_dtype_);
+    groups_.emplace_back("layers." + std::to_string(i),
+                         sharded(DecoderBlock::param_specs(local_, i), config, tp), dtype_,
+                         grad_dtype_);
   }
-  groups_.emplace_back("head", head_specs(config), dtype_, grad_dtype_);
+  groups_.emplace_back("head", sharded(head_specs(local_), config, tp), dtype_, grad_dtype_);
   for (auto& g : groups_) g.initialize(seed);
 
-  rope_ = std::make_unique<Rope>(config_, max_positions);
-  embedding_ = std::make_unique<Embedding>(groups_.front().get("model.embed_tokens.weight"));
+  rope_ = std::make_unique<Rope>(local_, max_positions);
+  const std::int64_t vocab_offset = tp.rank * local_.vocab;
+  embedding_ =
+      std::make_unique<Embedding>(groups_.front().get("model.embed_tokens.weight"), vocab_offset);
   for (std::int64_t i = 0; i < config.layers; ++i) {
     blocks_.push_back(
-        std::make_unique<DecoderBlock>(config_, groups_[static_cast<std::size_t>(i + 1)], i));
+        std::make_unique<DecoderBlock>(local_, groups_[static_cast<std::size_t>(i + 1)], i));
   }
   ParameterGroup& head = groups_.back();
   final_norm_ = std::make_unique<RMSNorm>(head.get("model.norm.weight"), config_.norm_eps);
   Parameter& head_weight = config_.tie_embeddings ? groups_.front().get("model.embed_tokens.weight")
                                                   : head.get("lm_head.weight");
-  head_ = std::make_unique<LmHeadLoss>(head_weight);
+  const std::int64_t valid = std::clamp<std::int64_t>(config.vocab - vocab_offset, 0, local_.vocab);
+  head_ = std::make_unique<LmHeadLoss>(head_weight, 0, vocab_offset, valid);
 }
 
 StepContext Model::context(const TokenBatch& batch) const {
@@ -59,6 +111,7 @@ StepContext Model::context(const TokenBatch& batch) const {
   ctx.doc_ids = batch.doc_ids;
   ctx.rope = rope_.get();
   ctx.cp = batch.cp;
+  ctx.tp = batch.tp;
   ctx.ring = batch.ring;
   ctx.dtype = dtype_;
   ctx.grad_dtype = grad_dtype_;
@@ -83,7 +136,7 @@ LossSums Model::backward(const TokenBatch& batch, Activations& acts, double grad
   const StepContext ctx = context(batch);
   Tensor d_normed = Tensor::empty(acts.normed.shape(), dtype_, MemCategory::workspace);
   const LossSums sums =
-      head_->run(acts.normed, batch.targets, batch.loss_weights, grad_scale, d_normed, {});
+      head_->run(acts.normed, batch.targets, batch.loss_weights, grad_scale, d_normed, {}, ctx.tp);
   acts.normed = Tensor();
   Tensor dx = Tensor::empty(acts.final_input.shape(), dtype_, MemCategory::workspace);
   final_norm_->backward(d_normed, acts.final_input, acts.final_norm, dx, false);
@@ -94,7 +147,7 @@ LossSums Model::backward(const TokenBatch& batch, Activations& acts, double grad
     acts.blocks[i] = DecoderBlock::Saved{};  // free this block's activations
     acts.block_inputs[i] = Tensor();
   }
-  embedding_->backward(dx, batch.tokens);
+  embedding_->backward(dx, batch.tokens, ctx);
   return sums;
 }
 
@@ -109,7 +162,8 @@ LossSums Model::evaluate(const TokenBatch& batch, std::span<std::int32_t> predic
   forward(batch, acts);
   acts.blocks.clear();
   acts.block_inputs.clear();
-  return head_->run(acts.normed, batch.targets, batch.loss_weights, 0.0, Tensor(), predictions);
+  return head_->run(acts.normed, batch.targets, batch.loss_weights, 0.0, Tensor(), predictions,
+                    batch.tp);
 }
 
 Parameter* Model::find(const std::string& name) {

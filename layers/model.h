@@ -28,12 +28,16 @@ struct TokenBatch {
   // local length); attention runs as a ring over `cp`.
   Communicator* cp = nullptr;
   const RingLayout* ring = nullptr;
+  // Tensor parallel: this rank holds the model slice of Model's TensorParallelShard.
+  Communicator* tp = nullptr;
 };
 
 class Model {
  public:
   // dtype: activations and compute weights (f32, bf16, or f64 for reference runs).
-  Model(const ModelConfig& config, DType dtype, std::uint64_t seed, std::int64_t max_positions);
+  // `tp`: the slice of heads, FFN and vocabulary this rank holds (the whole model by default).
+  Model(const ModelConfig& config, DType dtype, std::uint64_t seed, std::int64_t max_positions,
+        const TensorParallelShard& tp = {});
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 
@@ -56,6 +60,7 @@ class Model {
   LossSums backward(const TokenBatch& batch, Activations& acts, double grad_scale) const;
 
   const ModelConfig& config() const { return config_; }
+  const TensorParallelShard& tensor_parallel() const { return tp_; }
   DType dtype() const { return dtype_; }
   DType grad_dtype() const { return grad_dtype_; }
   std::vector<ParameterGroup>& groups() { return groups_; }
@@ -68,6 +73,8 @@ class Model {
   StepContext context(const TokenBatch& batch) const;
 
   ModelConfig config_;
+  ModelConfig local_;  // this rank's slice
+  TensorParallelShard tp_;
   DType dtype_;
   DType grad_dtype_;
   std::vector<ParameterGroup> groups_;

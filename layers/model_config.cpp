@@ -1,6 +1,28 @@
 #include "layers/model_config.h"
 
+#include "core/error.h"
+
 namespace lt {
+
+std::int64_t vocab_rows_per_rank(const ModelConfig& m, const TensorParallelShard& tp) {
+  return (m.vocab + tp.size - 1) / tp.size;
+}
+
+ModelConfig local_model_config(const ModelConfig& m, const TensorParallelShard& tp) {
+  LT_CHECK(m.heads % tp.size == 0 && m.ffn % tp.size == 0,
+           "tensor parallel " << tp.size << " must divide heads (" << m.heads << ") and ffn ("
+                              << m.ffn << ")");
+  LT_CHECK(m.kv_heads % tp.size == 0,
+           "tensor parallel " << tp.size << " must divide kv_heads (" << m.kv_heads
+                              << "); replicating KV heads across ranks is not implemented yet");
+  ModelConfig local = m;
+  local.head_dim = m.resolved_head_dim();
+  local.heads = m.heads / tp.size;
+  local.kv_heads = m.kv_heads / tp.size;
+  local.ffn = m.ffn / tp.size;
+  local.vocab = vocab_rows_per_rank(m, tp);
+  return local;
+}
 
 std::int64_t count_block_parameters(const ModelConfig& m) {
   const std::int64_t norms = 2 * m.dim;

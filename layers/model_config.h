@@ -37,6 +37,19 @@ struct ModelConfig {
   std::int64_t kv_size() const { return kv_heads * resolved_head_dim(); }
 };
 
+// This rank's place in the tensor-parallel group.
+struct TensorParallelShard {
+  std::int64_t size = 1;
+  std::int64_t rank = 0;
+};
+
+// The model one tensor-parallel rank holds: heads, KV heads and the FFN divided by tp, the
+// vocabulary padded to a multiple of tp and divided (head_dim made explicit). Throws lt::Error
+// when a dimension does not divide.
+ModelConfig local_model_config(const ModelConfig& m, const TensorParallelShard& tp);
+// Vocabulary rows per tensor-parallel rank: ceil(vocab / tp).
+std::int64_t vocab_rows_per_rank(const ModelConfig& m, const TensorParallelShard& tp);
+
 // Exact parameter count of the model (embedding, blocks, final norm, head unless tied).
 std::int64_t count_parameters(const ModelConfig& m);
 std::int64_t count_block_parameters(const ModelConfig& m);

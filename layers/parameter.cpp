@@ -65,6 +65,11 @@ void ParameterGroup::generate_initial_values(std::uint64_t seed, const Tensor& d
       switch (p.spec.init) {
         case Init::normal:
           v[i] = p.spec.std * normal_at(key, static_cast<std::uint64_t>(p.spec.global_index(i)));
+          // Rows past the end of the global tensor pad it to a multiple of tp: zero, never used.
+          if (p.spec.global_shape.rank() > 0 &&
+              p.spec.global_index(i) >= p.spec.global_shape.numel()) {
+            v[i] = 0.0;
+          }
           break;
         case Init::ones:
           v[i] = 1.0;

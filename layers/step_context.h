@@ -21,6 +21,8 @@ struct StepContext {
   // Context parallelism: the cp group and which global tokens each of its ranks holds. When the
   // group has more than one rank, attention runs as a ring over it.
   Communicator* cp = nullptr;
+  // Tensor parallelism: each rank holds a slice of the heads, the FFN and the vocabulary.
+  Communicator* tp = nullptr;
   const RingLayout* ring = nullptr;
   DType dtype = DType::f32;       // activations and compute weights
   DType grad_dtype = DType::f32;  // parameter gradients

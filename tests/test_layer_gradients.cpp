@@ -239,7 +239,7 @@ TEST(LayerGradients, Embedding) {
   StepContext ctx;
   ctx.dtype = F64;
   auto loss = [&] { return dot(emb.forward(tokens, ctx), r); };
-  emb.backward(r, tokens);
+  emb.backward(r, tokens, ctx);
   expect_gradient_matches("embedding", loss, group.get("e").value, group.get("e").grad, 40);
 }
 

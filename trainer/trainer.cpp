@@ -77,10 +77,11 @@ void check_supported(const Config& c) {
                       " must be a multiple of 2 x parallel.cp (" +
                       std::to_string(2 * c.parallel.cp) + ") for zigzag context parallelism");
   }
-  if (c.parallel.tp != 1) {
-    throw ConfigError(origin +
-                      ": tensor parallelism (parallel.tp) is not implemented yet; use "
-                      "parallel.dp and parallel.cp for several ranks");
+  if (c.parallel.tp > 1 && c.model.kv_heads % c.parallel.tp != 0) {
+    throw ConfigError(
+        origin + ": parallel.tp " + std::to_string(c.parallel.tp) +
+        " must divide model.kv_heads (" + std::to_string(c.model.kv_heads) +
+        "); replicating KV heads across tensor-parallel ranks is not implemented yet");
   }
   if (c.train.device == "cuda") {
     throw ConfigError(origin +
@@ -138,7 +139,8 @@ Trainer::Trainer(Config config, ProcessInfo process)
                                   data_->min_vocab()));
   }
   model_ = std::make_unique<Model>(config_.model, compute_dtype(config_.precision),
-                                   config_.train.seed, config_.data.seq_len);
+                                   config_.train.seed, config_.data.seq_len,
+                                   TensorParallelShard{mesh_->shape().tp, mesh_->coords().tp});
   AdamWConfig opt;
   opt.betas = config_.optim.betas;
   opt.eps = config_.optim.eps;
@@ -217,7 +219,7 @@ StepResult Trainer::train_step(std::int64_t step) {
   sum_over(MeshAxis::replica, sums);
   r.tokens = static_cast<std::int64_t>(sums[1]);
   r.loss = loss_tokens > 0 ? sums[0] / static_cast<double>(loss_tokens) : 0.0;
-  r.grad_norm = global_grad_norm(*model_);
+  r.grad_norm = grad_norm();
   if (std::isfinite(r.grad_norm)) {
     optimizer_->step(r.lr, clip_coefficient(r.grad_norm, config_.optim.clip));
   } else {
@@ -278,6 +280,17 @@ void Trainer::sum_over(MeshAxis axis, std::span<double> values) {
   std::copy_n(t.data<double>(), values.size(), values.begin());
 }
 
+double Trainer::grad_norm() {
+  // Tensor-parallel shards add up over tp; replicated parameters (norms) count once.
+  double sums[2] = {0.0, 0.0};  // sharded, replicated
+  for (const auto& g : model_->groups()) {
+    for (const auto& p : g.params())
+      sums[p.spec.global_shape.rank() > 0 ? 0 : 1] += sum_squares(p.grad);
+  }
+  sum_over(MeshAxis::tp, std::span<double>(sums, 1));
+  return std::sqrt(sums[0] + sums[1]);
+}
+
 void Trainer::reduce_gradients() {
   // The loss is normalized by the global token count, so the gradients of the ranks holding the
   // same parameters (dp replicas and the cp ranks of a sequence) add up.
@@ -317,6 +330,7 @@ TokenBatch Trainer::token_batch(const LocalBatch& l) const {
     t.cp = &mesh_->group(MeshAxis::cp);
     t.ring = &l.ring;
   }
+  if (mesh_->shape().tp > 1) t.tp = &mesh_->group(MeshAxis::tp);
   return t;
 }
 

@@ -73,6 +73,7 @@ class Trainer {
   // Sums values over a mesh group (identity for a group of one).
   void sum_over(MeshAxis axis, std::span<double> values);
   void reduce_gradients();
+  double grad_norm();
   // This rank's part of a batch of whole sequences (its zigzag chunks under context parallel).
   LocalBatch localize(Batch full) const;
   TokenBatch token_batch(const LocalBatch& local) const;

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <functional>
 #include <memory>
 
@@ -18,7 +19,8 @@ inline int run_mpi_tests(int argc, char** argv, DistributedRuntime*& runtime_slo
   runtime_slot = &runtime;
   ::testing::InitGoogleTest(&argc, argv);
   if (configure) configure(argc, argv);
-  if (runtime.rank() != 0) {
+  // Other ranks stay quiet unless LT_TEST_ALL_RANKS is set (their failures still fail the job).
+  if (runtime.rank() != 0 && std::getenv("LT_TEST_ALL_RANKS") == nullptr) {
     auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
     std::unique_ptr<::testing::TestEventListener> quiet(
         listeners.Release(listeners.default_result_printer()));
