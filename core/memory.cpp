@@ -10,6 +10,7 @@ void MemoryTracker::on_alloc(MemCategory c, std::int64_t bytes) {
   state_.current[i] += bytes;
   state_.current_total += bytes;
   state_.peak[i] = std::max(state_.peak[i], state_.current[i]);
+  state_.largest[i] = std::max(state_.largest[i], bytes);
   state_.peak_total = std::max(state_.peak_total, state_.current_total);
 }
 
@@ -27,6 +28,7 @@ MemorySnapshot MemoryTracker::snapshot() const {
 void MemoryTracker::reset_peaks() {
   std::lock_guard lock(mutex_);
   state_.peak = state_.current;
+  state_.largest.fill(0);
   state_.peak_total = state_.current_total;
 }
 

@@ -31,11 +31,13 @@ constexpr std::string_view category_name(MemCategory c) {
 struct MemorySnapshot {
   std::array<std::int64_t, kNumMemCategories> current{};
   std::array<std::int64_t, kNumMemCategories> peak{};
+  std::array<std::int64_t, kNumMemCategories> largest{};  // largest single allocation
   std::int64_t current_total = 0;
   std::int64_t peak_total = 0;
 
   std::int64_t current_of(MemCategory c) const { return current[static_cast<std::size_t>(c)]; }
   std::int64_t peak_of(MemCategory c) const { return peak[static_cast<std::size_t>(c)]; }
+  std::int64_t largest_of(MemCategory c) const { return largest[static_cast<std::size_t>(c)]; }
 };
 
 // Tracks bytes in use per category. Thread-safe. One instance per device.
@@ -44,7 +46,7 @@ class MemoryTracker {
   void on_alloc(MemCategory c, std::int64_t bytes);
   void on_free(MemCategory c, std::int64_t bytes);
   MemorySnapshot snapshot() const;
-  // Starts a new peak window: peaks restart from the current values.
+  // Starts a new peak window: peaks restart from the current values, largest allocations from 0.
   void reset_peaks();
 
   static MemoryTracker& for_device(Device d);

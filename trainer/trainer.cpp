@@ -176,6 +176,12 @@ void Trainer::log_startup() {
     log_->warn("parallel.zero_stage {} is not implemented yet: nothing is sharded",
                config_.parallel.zero_stage);
   }
+  if (config_.parallel.tp > 1 && config_.parallel.sequence_parallel) {
+    log_->warn(
+        "parallel.sequence_parallel is not implemented yet: activations outside attention "
+        "and the MLP are replicated across the {} tensor-parallel ranks",
+        config_.parallel.tp);
+  }
   if (config_.checkpoint.every != 0) {
     log_->warn("checkpoints are not implemented yet: checkpoint.every is ignored");
   }

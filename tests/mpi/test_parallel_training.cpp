@@ -199,6 +199,35 @@ TEST(ParallelMemory, ActivationsPerRankFallAsOneOverCp) {
   std::filesystem::remove(tokens);
 }
 
+// The vocab-parallel head computes logits for its vocabulary shard, a chunk of rows at a time:
+// no buffer on any rank ever holds tokens x vocab / tp elements or more.
+TEST(ParallelMemory, NoLogitsBufferExceedsTokensTimesVocabOverTp) {
+  if (g_tp == 1) GTEST_SKIP() << "needs --tp > 1";
+  const std::string tokens = write_token_file();
+  const int world = g_runtime->world_size();
+  const int dp = world / (g_cp * g_tp);
+  ProcessInfo process{g_runtime->rank(), world, g_runtime->local_size(),
+                      [](const std::string& name, const std::vector<int>& ranks) {
+                        return make_mpi_communicator(name, ranks, 60.0);
+                      }};
+  Trainer trainer(
+      parse_config(config_text(tokens), "parallel_test.yaml",
+                   {"model.vocab=4096", "parallel.dp=" + std::to_string(dp),
+                    "parallel.cp=" + std::to_string(g_cp), "parallel.tp=" + std::to_string(g_tp)}),
+      process);
+  MemoryTracker& mem = MemoryTracker::for_device(Device::cpu);
+  mem.reset_peaks();
+  trainer.train_step(0);
+  const MemorySnapshot s = mem.snapshot();
+  const std::int64_t local_tokens = 2 * 48 / g_cp;            // micro_batch x seq_len / cp
+  const std::int64_t bound = local_tokens * 4096 / g_tp * 4;  // fp32 elements
+  for (MemCategory c :
+       {MemCategory::workspace, MemCategory::activations, MemCategory::communication}) {
+    EXPECT_LT(s.largest_of(c), bound) << category_name(c) << ": " << s.largest_of(c) << " bytes";
+  }
+  std::filesystem::remove(tokens);
+}
+
 INSTANTIATE_TEST_SUITE_P(Precision, ParallelTraining, ::testing::Values("fp32", "bf16"));
 
 }  // namespace
