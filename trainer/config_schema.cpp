@@ -193,7 +193,8 @@ std::vector<KeySpec> parallel_keys() {
       {"parallel.zero_stage", parallel_f<&P::zero_stage>,
        "ZeRO sharding: 1 optimizer, 2 +grads, 3 +params", closed(0, 3)},
       {"parallel.sequence_parallel", parallel_f<&P::sequence_parallel>,
-       "Shard norms and residuals over the tp group"},
+       "Shard norms and residuals over the tp group (not implemented yet: the run warns and "
+       "replicates them)"},
       {"parallel.timeout_s", parallel_f<&P::timeout_s>, "Collective timeout in seconds", above(0)},
   };
 }
@@ -209,7 +210,10 @@ std::vector<KeySpec> output_keys() {
       {"checkpoint.keep", checkpoint_f<&C::keep>, "Newest checkpoints kept", at_least(1)},
       {"logging.dir", logging_f<&L::dir>,
        "Directory for metrics.jsonl and the rank logs (relative to the working directory)"},
-      {"logging.every", logging_f<&L::every>, "Steps between progress lines on the console and in the rank logs (metrics.jsonl gets every step)", at_least(1)},
+      {"logging.every", logging_f<&L::every>,
+       "Steps between progress lines on the console and in the rank logs (metrics.jsonl gets every "
+       "step)",
+       at_least(1)},
       {"logging.level",
        logging_f<&L::level>,
        "Log verbosity",
