@@ -50,6 +50,10 @@ void annotate_shards(std::vector<ParamSpec>& specs, const ModelConfig& global,
     if (ends_with(n, "k_proj.weight") || ends_with(n, "k_proj.bias") ||
         ends_with(n, "v_proj.weight") || ends_with(n, "v_proj.bias")) {
       by_rows(global.kv_heads * hd);
+      if (global.kv_heads < tp.size) {  // rank r uses KV head r / (tp / kv_heads)
+        s.tp_replicas = tp.size / global.kv_heads;
+        s.row_offset = tp.rank / s.tp_replicas * s.shape[0];
+      }
     }
     if (ends_with(n, "gate_proj.weight") || ends_with(n, "up_proj.weight")) by_rows(global.ffn);
     if (ends_with(n, "o_proj.weight")) by_cols(global.heads * hd);

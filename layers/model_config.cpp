@@ -1,5 +1,7 @@
 #include "layers/model_config.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace lt {
@@ -12,13 +14,14 @@ ModelConfig local_model_config(const ModelConfig& m, const TensorParallelShard& 
   LT_CHECK(m.heads % tp.size == 0 && m.ffn % tp.size == 0,
            "tensor parallel " << tp.size << " must divide heads (" << m.heads << ") and ffn ("
                               << m.ffn << ")");
-  LT_CHECK(m.kv_heads % tp.size == 0,
+  LT_CHECK(m.kv_heads % tp.size == 0 || tp.size % m.kv_heads == 0,
            "tensor parallel " << tp.size << " must divide kv_heads (" << m.kv_heads
-                              << "); replicating KV heads across ranks is not implemented yet");
+                              << ") or be a multiple of it (KV heads are then replicated)");
   ModelConfig local = m;
   local.head_dim = m.resolved_head_dim();
   local.heads = m.heads / tp.size;
-  local.kv_heads = m.kv_heads / tp.size;
+  // Fewer KV heads than ranks: each rank holds the one KV head its query heads use.
+  local.kv_heads = std::max<std::int64_t>(1, m.kv_heads / tp.size);
   local.ffn = m.ffn / tp.size;
   local.vocab = vocab_rows_per_rank(m, tp);
   return local;

@@ -27,6 +27,9 @@ struct ParamSpec {
   Shape global_shape{};
   std::int64_t row_offset = 0;
   std::int64_t col_offset = 0;
+  // Tensor-parallel ranks holding this same slice (KV heads replicated when kv_heads < tp): their
+  // gradients are partial sums to add up, and the slice counts once in the gradient norm.
+  std::int64_t tp_replicas = 1;
 
   // Index in the global tensor of local element `local` (row-major in `shape`).
   std::int64_t global_index(std::int64_t local) const;

@@ -77,11 +77,11 @@ void check_supported(const Config& c) {
                       " must be a multiple of 2 x parallel.cp (" +
                       std::to_string(2 * c.parallel.cp) + ") for zigzag context parallelism");
   }
-  if (c.parallel.tp > 1 && c.model.kv_heads % c.parallel.tp != 0) {
-    throw ConfigError(
-        origin + ": parallel.tp " + std::to_string(c.parallel.tp) +
-        " must divide model.kv_heads (" + std::to_string(c.model.kv_heads) +
-        "); replicating KV heads across tensor-parallel ranks is not implemented yet");
+  if (c.parallel.tp > 1 && c.model.kv_heads % c.parallel.tp != 0 &&
+      c.parallel.tp % c.model.kv_heads != 0) {
+    throw ConfigError(origin + ": parallel.tp " + std::to_string(c.parallel.tp) +
+                      " must divide model.kv_heads (" + std::to_string(c.model.kv_heads) +
+                      ") or be a multiple of it");
   }
   if (c.train.device == "cuda") {
     throw ConfigError(origin +
@@ -128,6 +128,14 @@ Trainer::Trainer(Config config, ProcessInfo process)
         config_.source_file, shape.dp, shape.cp, shape.tp, shape.world(), process_.world_size));
   }
   mesh_ = std::make_unique<Mesh>(shape, process_.rank, process_.world_size, factory);
+  if (shape.tp > config_.model.kv_heads) {
+    // The tp ranks that share one replicated KV head add up its gradients.
+    const std::vector<int>& tp_ranks = mesh_->group(MeshAxis::tp).world_ranks();
+    const int replicas = shape.tp / static_cast<int>(config_.model.kv_heads);
+    const int first = mesh_->coords().tp / replicas * replicas;
+    kv_group_ = factory(
+        "tp_kv", std::vector<int>(tp_ranks.begin() + first, tp_ranks.begin() + first + replicas));
+  }
   if (!config_.logging.dir.empty()) std::filesystem::create_directories(config_.logging.dir);
   log_ = make_logger(config_, process_.rank);
   threads_ = resolve_threads(config_.train.threads, process_.local_size);
@@ -290,9 +298,13 @@ double Trainer::grad_norm() {
   // Tensor-parallel shards add up over tp; replicated parameters (norms) count once.
   double sums[2] = {0.0, 0.0};  // sharded, replicated
   for (const auto& g : model_->groups()) {
-    for (const auto& p : g.params())
-      sums[p.spec.global_shape.rank() > 0 ? 0 : 1] += sum_squares(p.grad);
+    for (const auto& p : g.params()) {
+      // A slice held by several tp ranks is counted once in the sum over tp.
+      const double ss = sum_squares(p.grad) / static_cast<double>(p.spec.tp_replicas);
+      sums[p.spec.global_shape.rank() > 0 ? 0 : 1] += ss;
+    }
   }
+
   sum_over(MeshAxis::tp, std::span<double>(sums, 1));
   return std::sqrt(sums[0] + sums[1]);
 }
@@ -300,6 +312,13 @@ double Trainer::grad_norm() {
 void Trainer::reduce_gradients() {
   // The loss is normalized by the global token count, so the gradients of the ranks holding the
   // same parameters (dp replicas and the cp ranks of a sequence) add up.
+  if (kv_group_) {
+    for (auto& g : model_->groups()) {
+      for (auto& p : g.params()) {
+        if (p.spec.tp_replicas > 1) kv_group_->all_reduce(p.grad.reshape(Shape{p.grad.numel()}));
+      }
+    }
+  }
   Communicator& replica = mesh_->group(MeshAxis::replica);
   if (replica.size() == 1) return;
   for (auto& g : model_->groups()) replica.all_reduce(g.grads(), ReduceOp::sum);

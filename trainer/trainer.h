@@ -82,6 +82,7 @@ class Trainer {
   ProcessInfo process_;
   std::shared_ptr<spdlog::logger> log_;
   std::unique_ptr<Mesh> mesh_;
+  std::unique_ptr<Communicator> kv_group_;  // tp ranks sharing a replicated KV head
   std::unique_ptr<DataSource> data_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<AdamW> optimizer_;
