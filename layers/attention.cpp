@@ -73,7 +73,8 @@ void Attention::forward(const Tensor& xn, const StepContext& ctx, Saved& saved,
   } else {
     attention_forward(shape(ctx), q, k, v, saved.out, saved.lse);
   }
-  row_parallel_accumulate(saved.out, group_.get(a + "o_proj.weight").value, residual, ctx.tp);
+  row_parallel_accumulate(saved.out, group_.get(a + "o_proj.weight").value, residual, ctx.tp,
+                          ctx.sp_active());
 }
 
 void Attention::backward(const Tensor& dresidual, const Tensor& xn, const StepContext& ctx,
@@ -102,7 +103,7 @@ void Attention::backward(const Tensor& dresidual, const Tensor& xn, const StepCo
   const Tensor dw_qkv = group_.fused(a + "q_proj.weight", Shape{width, m_.dim}, true);
   const Tensor db_qkv =
       m_.qkv_bias ? group_.fused(a + "q_proj.bias", Shape{width}, true) : Tensor();
-  column_parallel_backward(dqkv, xn, w_qkv, d_xn, dw_qkv, db_qkv, ctx.tp);
+  column_parallel_backward(dqkv, xn, w_qkv, d_xn, dw_qkv, db_qkv, ctx.tp, ctx.sp_active());
 }
 
 }  // namespace lt

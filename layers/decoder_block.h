@@ -33,6 +33,12 @@ class DecoderBlock {
   Tensor backward(Tensor dy, const Tensor& x, const StepContext& ctx, const Saved& saved) const;
 
  private:
+  // t, or all tokens of the token-sharded t under sequence parallel.
+  static Tensor all_tokens(const Tensor& t, const StepContext& ctx);
+  // norm(x) as the input of a column-parallel layer: gathered to all tokens under SP.
+  static Tensor normed_input(const RMSNorm& norm, const Tensor& x, const StepContext& ctx,
+                             RMSNorm::Saved& saved);
+
   RMSNorm norm1_;
   Attention attn_;
   RMSNorm norm2_;

@@ -31,28 +31,49 @@ DType reduce_dtype(DType t) {
 }  // namespace
 
 void row_parallel_accumulate(const Tensor& x, const Tensor& weight, const Tensor& residual,
-                             Communicator* tp) {
+                             Communicator* tp, bool scatter) {
   if (!active(tp)) {
     linear_forward(x, weight, Tensor(), residual, true);
     return;
   }
-  Tensor partial = Tensor::empty(residual.shape(), reduce_dtype(x.dtype()), MemCategory::workspace);
+  const DType acc = reduce_dtype(x.dtype());
+  Tensor partial = Tensor::empty(Shape{x.dim(0), weight.dim(0)}, acc, MemCategory::workspace);
   matmul(x, false, weight, true, partial);
-  tp->all_reduce(partial);
-  add(residual, partial);
+  if (scatter) {
+    Tensor mine = Tensor::empty(residual.shape(), acc, MemCategory::workspace);
+    tp->reduce_scatter(partial, mine);
+    add(residual, mine);
+  } else {
+    tp->all_reduce(partial);
+    add(residual, partial);
+  }
 }
 
 void column_parallel_backward(const Tensor& dy, const Tensor& x, const Tensor& weight,
                               const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
-                              Communicator* tp) {
+                              Communicator* tp, bool scatter) {
   if (!active(tp)) {
     linear_backward(dy, x, weight, dx, dweight, dbias);
     return;
   }
-  Tensor partial = Tensor::empty(dx.shape(), reduce_dtype(dy.dtype()), MemCategory::workspace);
+  const DType acc = reduce_dtype(dy.dtype());
+  Tensor partial = Tensor::empty(x.shape(), acc, MemCategory::workspace);
   linear_backward(dy, x, weight, partial, dweight, dbias);
-  tp->all_reduce(partial);
-  copy(partial, dx);
+  if (scatter) {
+    Tensor mine = Tensor::empty(dx.shape(), acc, MemCategory::workspace);
+    tp->reduce_scatter(partial, mine);
+    copy(mine, dx);
+  } else {
+    tp->all_reduce(partial);
+    copy(partial, dx);
+  }
+}
+
+Tensor gather_tokens(const Tensor& shard, Communicator& tp, MemCategory category) {
+  Tensor full =
+      Tensor::empty(Shape{shard.dim(0) * tp.size(), shard.dim(1)}, shard.dtype(), category);
+  tp.all_gather(shard, full);
+  return full;
 }
 
 }  // namespace lt

@@ -21,13 +21,19 @@ class Communicator;
 // residual += x W^T, summed over the tensor-parallel group when `tp` has several ranks (a
 // row-parallel layer: each rank holds a slice of W's columns and of x's features). The partial
 // products are reduced in fp32 (f64 for f64) before the one rounding into the residual.
+// With `scatter` (sequence parallel), residual holds only this rank's 1/tp of the rows and the
+// sum is reduce-scattered onto it.
 void row_parallel_accumulate(const Tensor& x, const Tensor& weight, const Tensor& residual,
-                             Communicator* tp);
+                             Communicator* tp, bool scatter = false);
 
 // linear_backward for a column-parallel layer: the input gradient dy W is partial on each rank
 // and is summed over `tp` before it is written to dx.
+// With `scatter` (sequence parallel), dx holds only this rank's 1/tp of the rows.
 void column_parallel_backward(const Tensor& dy, const Tensor& x, const Tensor& weight,
                               const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
-                              Communicator* tp);
+                              Communicator* tp, bool scatter = false);
+
+// All rows of a token-sharded tensor (sequence parallel): `shard` is this rank's 1/tp of them.
+Tensor gather_tokens(const Tensor& shard, Communicator& tp, MemCategory category);
 
 }  // namespace lt

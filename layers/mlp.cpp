@@ -30,7 +30,7 @@ void Mlp::forward(const Tensor& xn, const StepContext& ctx, Saved& saved,
   saved.act = Tensor::empty(Shape{ctx.tokens(), m_.ffn}, ctx.dtype, MemCategory::activations);
   swiglu_forward(saved.gate_up, saved.act);
   row_parallel_accumulate(saved.act, group_.get(prefix_ + "down_proj.weight").value, residual,
-                          ctx.tp);
+                          ctx.tp, ctx.sp_active());
 }
 
 void Mlp::backward(const Tensor& dresidual, const Tensor& xn, const StepContext& ctx,
@@ -45,7 +45,7 @@ void Mlp::backward(const Tensor& dresidual, const Tensor& xn, const StepContext&
   const Shape fused{2 * m_.ffn, m_.dim};
   column_parallel_backward(d_gate_up, xn, group_.fused(prefix_ + "gate_proj.weight", fused, false),
                            d_xn, group_.fused(prefix_ + "gate_proj.weight", fused, true), Tensor(),
-                           ctx.tp);
+                           ctx.tp, ctx.sp_active());
 }
 
 }  // namespace lt

@@ -4,6 +4,8 @@
 
 #include "core/error.h"
 #include "core/ops.h"
+#include "layers/linear.h"
+#include "parallel/communicator.h"
 
 namespace lt {
 namespace {
@@ -116,6 +118,7 @@ StepContext Model::context(const TokenBatch& batch) const {
   ctx.rope = rope_.get();
   ctx.cp = batch.cp;
   ctx.tp = batch.tp;
+  ctx.sequence_parallel = batch.sequence_parallel;
   ctx.ring = batch.ring;
   ctx.dtype = dtype_;
   ctx.grad_dtype = grad_dtype_;
@@ -134,6 +137,8 @@ void Model::forward(const TokenBatch& batch, Activations& acts) const {
   acts.final_input = x;
   acts.normed = Tensor::empty(x.shape(), dtype_, MemCategory::activations);
   final_norm_->forward(x, acts.normed, acts.final_norm);
+  // The vocab-parallel head needs every token on every rank.
+  if (ctx.sp_active()) acts.normed = gather_tokens(acts.normed, *ctx.tp, MemCategory::activations);
 }
 
 LossSums Model::backward(const TokenBatch& batch, Activations& acts, double grad_scale) const {
@@ -143,6 +148,10 @@ LossSums Model::backward(const TokenBatch& batch, Activations& acts, double grad
       head_->run(acts.normed, batch.targets, batch.loss_weights, grad_scale, d_normed, {}, ctx.tp);
   acts.normed = Tensor();
   Tensor dx = Tensor::empty(acts.final_input.shape(), dtype_, MemCategory::workspace);
+  if (ctx.sp_active()) {  // the head's gradient is whole on every rank: keep this rank's rows
+    const std::int64_t rows = ctx.residual_tokens();
+    d_normed = d_normed.rows(ctx.tp->rank() * rows, rows);
+  }
   final_norm_->backward(d_normed, acts.final_input, acts.final_norm, dx, false);
   d_normed = Tensor();
   acts.final_input = Tensor();

@@ -30,6 +30,7 @@ struct TokenBatch {
   const RingLayout* ring = nullptr;
   // Tensor parallel: this rank holds the model slice of Model's TensorParallelShard.
   Communicator* tp = nullptr;
+  bool sequence_parallel = false;
 };
 
 class Model {

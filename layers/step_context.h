@@ -23,11 +23,18 @@ struct StepContext {
   Communicator* cp = nullptr;
   // Tensor parallelism: each rank holds a slice of the heads, the FFN and the vocabulary.
   Communicator* tp = nullptr;
+  // Sequence parallel (with tp): the residual stream, norms and block inputs hold only this
+  // rank's 1/tp of the tokens; the tokens are gathered before the column-parallel layers and
+  // reduce-scattered after the row-parallel ones.
+  bool sequence_parallel = false;
   const RingLayout* ring = nullptr;
   DType dtype = DType::f32;       // activations and compute weights
   DType grad_dtype = DType::f32;  // parameter gradients
 
   std::int64_t tokens() const { return batch * seq_len; }
+  bool sp_active() const;
+  // Tokens of the residual stream on this rank.
+  std::int64_t residual_tokens() const;
 };
 
 }  // namespace lt

@@ -77,6 +77,13 @@ void check_supported(const Config& c) {
                       " must be a multiple of 2 x parallel.cp (" +
                       std::to_string(2 * c.parallel.cp) + ") for zigzag context parallelism");
   }
+  const std::int64_t micro_tokens = c.train.micro_batch * c.data.seq_len / c.parallel.cp;
+  if (c.parallel.tp > 1 && c.parallel.sequence_parallel && micro_tokens % c.parallel.tp != 0) {
+    throw ConfigError(origin + ": sequence parallel splits the " + std::to_string(micro_tokens) +
+                      " tokens of a micro-batch (per cp rank) over parallel.tp " +
+                      std::to_string(c.parallel.tp) +
+                      ", which must divide them (or set parallel.sequence_parallel: false)");
+  }
   if (c.parallel.tp > 1 && c.model.kv_heads % c.parallel.tp != 0 &&
       c.parallel.tp % c.model.kv_heads != 0) {
     throw ConfigError(origin + ": parallel.tp " + std::to_string(c.parallel.tp) +
@@ -184,12 +191,7 @@ void Trainer::log_startup() {
     log_->warn("parallel.zero_stage {} is not implemented yet: nothing is sharded",
                config_.parallel.zero_stage);
   }
-  if (config_.parallel.tp > 1 && config_.parallel.sequence_parallel) {
-    log_->warn(
-        "parallel.sequence_parallel is not implemented yet: activations outside attention "
-        "and the MLP are replicated across the {} tensor-parallel ranks",
-        config_.parallel.tp);
-  }
+
   if (config_.checkpoint.every != 0) {
     log_->warn("checkpoints are not implemented yet: checkpoint.every is ignored");
   }
@@ -319,6 +321,16 @@ void Trainer::reduce_gradients() {
       }
     }
   }
+  if (mesh_->shape().tp > 1 && config_.parallel.sequence_parallel) {
+    // Sequence parallel: each tp rank normed only its token shard, so the replicated norm
+    // weights hold partial gradients.
+    Communicator& tp = mesh_->group(MeshAxis::tp);
+    for (auto& g : model_->groups()) {
+      for (auto& p : g.params()) {
+        if (p.spec.global_shape.rank() == 0) tp.all_reduce(p.grad.reshape(Shape{p.grad.numel()}));
+      }
+    }
+  }
   Communicator& replica = mesh_->group(MeshAxis::replica);
   if (replica.size() == 1) return;
   for (auto& g : model_->groups()) replica.all_reduce(g.grads(), ReduceOp::sum);
@@ -355,7 +367,10 @@ TokenBatch Trainer::token_batch(const LocalBatch& l) const {
     t.cp = &mesh_->group(MeshAxis::cp);
     t.ring = &l.ring;
   }
-  if (mesh_->shape().tp > 1) t.tp = &mesh_->group(MeshAxis::tp);
+  if (mesh_->shape().tp > 1) {
+    t.tp = &mesh_->group(MeshAxis::tp);
+    t.sequence_parallel = config_.parallel.sequence_parallel;
+  }
   return t;
 }
 

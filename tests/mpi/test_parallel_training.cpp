@@ -26,6 +26,7 @@ DistributedRuntime* g_runtime = nullptr;
 int g_dp = 0;
 int g_cp = 1;
 int g_tp = 1;
+bool g_sp = true;
 
 // Token file with documents: lengths vary so windows cut through document boundaries.
 std::string write_token_file() {
@@ -127,6 +128,7 @@ std::pair<RunResult, RunResult> serial_and_parallel(const std::vector<std::strin
   layout.push_back("parallel.dp=" + std::to_string(dp));
   layout.push_back("parallel.cp=" + std::to_string(g_cp));
   layout.push_back("parallel.tp=" + std::to_string(g_tp));
+  layout.push_back(std::string("parallel.sequence_parallel=") + (g_sp ? "true" : "false"));
   const Config parallel_config = parse_config(config_text(tokens), "parallel_test.yaml", layout);
   RunResult serial = train(serial_config, ProcessInfo{});
   ProcessInfo process{g_runtime->rank(), world, g_runtime->local_size(),
@@ -240,6 +242,7 @@ int main(int argc, char** argv) {
       if (arg.rfind("--dp=", 0) == 0) lt::g_dp = std::stoi(arg.substr(5));
       if (arg.rfind("--cp=", 0) == 0) lt::g_cp = std::stoi(arg.substr(5));
       if (arg.rfind("--tp=", 0) == 0) lt::g_tp = std::stoi(arg.substr(5));
+      if (arg == "--no-sp") lt::g_sp = false;
     }
   });
 }
