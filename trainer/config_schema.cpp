@@ -193,8 +193,7 @@ std::vector<KeySpec> parallel_keys() {
       {"parallel.zero_stage", parallel_f<&P::zero_stage>,
        "ZeRO sharding: 1 optimizer, 2 +grads, 3 +params", closed(0, 3)},
       {"parallel.sequence_parallel", parallel_f<&P::sequence_parallel>,
-       "Shard norms and residuals over the tp group (not implemented yet: the run warns and "
-       "replicates them)"},
+       "With tp > 1: shard norms and the residual stream over the tp group by tokens"},
       {"parallel.timeout_s", parallel_f<&P::timeout_s>, "Collective timeout in seconds", above(0)},
   };
 }
