@@ -28,6 +28,19 @@ DType reduce_dtype(DType t) {
   return t == DType::f64 ? DType::f64 : DType::f32;
 }
 
+// Sums per-rank partial products over tp: the whole sum, or with `scatter` only this rank's
+// share of its rows (reduce-scatter).
+Tensor sum_over_tp(const Tensor& partial, Communicator& tp, bool scatter) {
+  if (!scatter) {
+    tp.all_reduce(partial);
+    return partial;
+  }
+  Tensor mine = Tensor::empty(Shape{partial.dim(0) / tp.size(), partial.dim(1)}, partial.dtype(),
+                              MemCategory::workspace);
+  tp.reduce_scatter(partial, mine);
+  return mine;
+}
+
 }  // namespace
 
 void row_parallel_accumulate(const Tensor& x, const Tensor& weight, const Tensor& residual,
@@ -39,14 +52,7 @@ void row_parallel_accumulate(const Tensor& x, const Tensor& weight, const Tensor
   const DType acc = reduce_dtype(x.dtype());
   Tensor partial = Tensor::empty(Shape{x.dim(0), weight.dim(0)}, acc, MemCategory::workspace);
   matmul(x, false, weight, true, partial);
-  if (scatter) {
-    Tensor mine = Tensor::empty(residual.shape(), acc, MemCategory::workspace);
-    tp->reduce_scatter(partial, mine);
-    add(residual, mine);
-  } else {
-    tp->all_reduce(partial);
-    add(residual, partial);
-  }
+  add(residual, sum_over_tp(partial, *tp, scatter));
 }
 
 void column_parallel_backward(const Tensor& dy, const Tensor& x, const Tensor& weight,
@@ -59,14 +65,7 @@ void column_parallel_backward(const Tensor& dy, const Tensor& x, const Tensor& w
   const DType acc = reduce_dtype(dy.dtype());
   Tensor partial = Tensor::empty(x.shape(), acc, MemCategory::workspace);
   linear_backward(dy, x, weight, partial, dweight, dbias);
-  if (scatter) {
-    Tensor mine = Tensor::empty(dx.shape(), acc, MemCategory::workspace);
-    tp->reduce_scatter(partial, mine);
-    copy(mine, dx);
-  } else {
-    tp->all_reduce(partial);
-    copy(partial, dx);
-  }
+  copy(sum_over_tp(partial, *tp, scatter), dx);
 }
 
 Tensor gather_tokens(const Tensor& shard, Communicator& tp, MemCategory category) {
