@@ -149,11 +149,10 @@ class Llama(nn.Module):
             Block(dim, heads, kv_heads, ffn) for _ in range(layers))
         self.norm = RMSNorm(dim)
         self.lm_head = nn.Linear(dim, vocab, bias=False)
-        out_std = 0.02 / math.sqrt(2 * layers)
-        for name, p in self.named_parameters():
+        # HF Llama's init, as longtrain does it: every matrix N(0, 0.02).
+        for p in self.parameters():
             if p.dim() == 2:
-                std = out_std if name.endswith(("o_proj.weight", "down_proj.weight")) else 0.02
-                nn.init.normal_(p, 0.0, std)
+                nn.init.normal_(p, 0.0, 0.02)
         self._rope_len = -1
 
     def rope(self, t):

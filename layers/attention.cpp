@@ -21,8 +21,6 @@ Attention::Attention(const ModelConfig& m, ParameterGroup& group, const std::str
 
 std::vector<ParamSpec> Attention::param_specs(const ModelConfig& m, const std::string& prefix) {
   const std::string a = prefix + "self_attn.";
-  // GPT-2 style: projections into the residual stream start smaller with depth.
-  const double out_std = m.init_std / std::sqrt(2.0 * static_cast<double>(m.layers));
   std::vector<ParamSpec> specs = {
       {a + "q_proj.weight", Shape{m.q_size(), m.dim}, Init::normal, m.init_std},
       {a + "k_proj.weight", Shape{m.kv_size(), m.dim}, Init::normal, m.init_std},
@@ -33,7 +31,7 @@ std::vector<ParamSpec> Attention::param_specs(const ModelConfig& m, const std::s
     specs.push_back({a + "k_proj.bias", Shape{m.kv_size()}, Init::zeros, 0.0, false});
     specs.push_back({a + "v_proj.bias", Shape{m.kv_size()}, Init::zeros, 0.0, false});
   }
-  specs.push_back({a + "o_proj.weight", Shape{m.dim, m.q_size()}, Init::normal, out_std});
+  specs.push_back({a + "o_proj.weight", Shape{m.dim, m.q_size()}, Init::normal, m.init_std});
   return specs;
 }
 

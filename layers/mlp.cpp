@@ -12,11 +12,10 @@ Mlp::Mlp(const ModelConfig& m, ParameterGroup& group, const std::string& prefix)
 
 std::vector<ParamSpec> Mlp::param_specs(const ModelConfig& m, const std::string& prefix) {
   const std::string p = prefix + "mlp.";
-  const double out_std = m.init_std / std::sqrt(2.0 * static_cast<double>(m.layers));
   return {
       {p + "gate_proj.weight", Shape{m.ffn, m.dim}, Init::normal, m.init_std},
       {p + "up_proj.weight", Shape{m.ffn, m.dim}, Init::normal, m.init_std},
-      {p + "down_proj.weight", Shape{m.dim, m.ffn}, Init::normal, out_std},
+      {p + "down_proj.weight", Shape{m.dim, m.ffn}, Init::normal, m.init_std},
   };
 }
 

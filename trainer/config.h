@@ -27,6 +27,10 @@ struct DataConfig {
   std::int64_t eod_token = -1;         // tokens: end-of-document id (-1: no documents)
   double eval_fraction = 0.05;         // text / tokens: the tail of the file held out for eval
   bool reset_positions = false;        // restart RoPE positions at each document
+  // Sequence-length warmup: training sequences packed with shorter documents, doubling from
+  // length_warmup_start tokens to seq_len over the first length_warmup_steps steps (0: off).
+  std::int64_t length_warmup_steps = 0;
+  std::int64_t length_warmup_start = 64;
   // associative_recall
   std::int64_t num_pairs = 8;
   std::int64_t num_queries = 16;

@@ -123,6 +123,14 @@ std::vector<KeySpec> data_keys() {
        "text / tokens: tail of the file held out for eval", open_interval(0, 1)},
       {"data.reset_positions", data_f<&D::reset_positions>,
        "Restart RoPE positions at each document"},
+      {"data.length_warmup_steps", data_f<&D::length_warmup_steps>,
+       "Sequence-length warmup: steps during which training sequences are packed with shorter "
+       "documents (0: off)",
+       at_least(0)},
+      {"data.length_warmup_start", data_f<&D::length_warmup_start>,
+       "Sequence-length warmup: first document length; doubles in equal step intervals up to "
+       "seq_len (seq_len / a power of two)",
+       at_least(1)},
       {"data.num_pairs", data_f<&D::num_pairs>, "associative_recall: key-value pairs per sample",
        at_least(1)},
       {"data.num_queries", data_f<&D::num_queries>, "associative_recall: queries per sample",

@@ -148,6 +148,8 @@ Trainer::Trainer(Config config, ProcessInfo process)
   threads_ = resolve_threads(config_.train.threads, process_.local_size);
   set_num_threads(threads_);
   data_ = make_data_source(config_.data, config_.train.seed, config_dir(config_));
+  length_warmup_ =
+      std::make_unique<LengthWarmup>(config_.data, config_.train.seed, config_dir(config_));
   if (data_->min_vocab() > config_.model.vocab) {
     throw ConfigError(fmt::format("{}: model.vocab is {} but the data ({}) needs at least {}",
                                   config_.source_file, config_.model.vocab, data_->describe(),
@@ -179,6 +181,12 @@ void Trainer::log_startup() {
       "longtrain: {} parameters ({} layers, dim {}, {} heads / {} KV heads, ffn {}, vocab {})",
       format_count(count_parameters(m)), m.layers, m.dim, m.heads, m.kv_heads, m.ffn, m.vocab);
   log_->info("data: {}", data_->describe());
+  if (length_warmup_->enabled()) {
+    log_->info(
+        "data: length warmup over the first {} steps: documents of {} tokens, doubling "
+        "up to {}",
+        config_.data.length_warmup_steps, length_warmup_->document_length(0), config_.data.seq_len);
+  }
   log_->info(
       "train: {} steps x {} sequences ({} per micro-batch), precision {}, {} threads, seed {}",
       config_.train.steps, config_.train.global_batch, config_.train.micro_batch, config_.precision,
@@ -208,11 +216,13 @@ StepResult Trainer::train_step(std::int64_t step) {
   // Data-parallel replica d trains on samples [d * per_replica, (d + 1) * per_replica) of the step.
   const std::int64_t per_replica = global / mesh_->shape().dp;
   const auto first = static_cast<std::uint64_t>(step * global + mesh_->coords().dp * per_replica);
+  const DataSource* warmup = length_warmup_->source_for(step);
+  const DataSource& source = warmup ? *warmup : *data_;
   std::vector<LocalBatch> batches;
   double counts[1] = {0.0};
   for (std::int64_t i = 0; i < per_replica; i += micro) {
     batches.push_back(
-        localize(make_batch(*data_, Split::train, first + static_cast<std::uint64_t>(i), micro)));
+        localize(make_batch(source, Split::train, first + static_cast<std::uint64_t>(i), micro)));
     counts[0] += static_cast<double>(batches.back().batch.loss_tokens());
   }
   sum_over(MeshAxis::replica, counts);
@@ -426,6 +436,10 @@ std::vector<StepResult> Trainer::run() {
   const auto t0 = Clock::now();
   for (std::int64_t step = 0; step < config_.train.steps; ++step) {
     MemoryTracker::for_device(Device::cpu).reset_peaks();
+    const std::int64_t doc_len = length_warmup_->document_length(step);
+    if (step > 0 && doc_len != length_warmup_->document_length(step - 1)) {
+      log_->info("data: documents of {} tokens from step {}", doc_len, step + 1);
+    }
     results.push_back(train_step(step));
     log_step(step, results.back(), seconds_since(t0));
     const std::int64_t done = step + 1;

@@ -14,6 +14,7 @@
 #include "parallel/ring_attention.h"
 #include "trainer/config.h"
 #include "trainer/data.h"
+#include "trainer/length_warmup.h"
 #include "trainer/metrics.h"
 
 namespace spdlog {
@@ -84,6 +85,7 @@ class Trainer {
   std::unique_ptr<Mesh> mesh_;
   std::unique_ptr<Communicator> kv_group_;  // tp ranks sharing a replicated KV head
   std::unique_ptr<DataSource> data_;
+  std::unique_ptr<LengthWarmup> length_warmup_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<AdamW> optimizer_;
   LrSchedule schedule_;
