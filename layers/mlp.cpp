@@ -26,10 +26,15 @@ void Mlp::forward(const Tensor& xn, const StepContext& ctx, Saved& saved,
   saved.gate_up =
       Tensor::empty(Shape{ctx.tokens(), 2 * m_.ffn}, ctx.dtype, MemCategory::activations);
   linear_forward(xn, w_gate_up, Tensor(), saved.gate_up);
-  saved.act = Tensor::empty(Shape{ctx.tokens(), m_.ffn}, ctx.dtype, MemCategory::activations);
-  swiglu_forward(saved.gate_up, saved.act);
+  recompute_act(ctx, saved);
+  if (!residual.defined()) return;
   row_parallel_accumulate(saved.act, group_.get(prefix_ + "down_proj.weight").value, residual,
                           ctx.tp, ctx.sp_active());
+}
+
+void Mlp::recompute_act(const StepContext& ctx, Saved& saved) const {
+  saved.act = Tensor::empty(Shape{ctx.tokens(), m_.ffn}, ctx.dtype, MemCategory::activations);
+  swiglu_forward(saved.gate_up, saved.act);
 }
 
 void Mlp::backward(const Tensor& dresidual, const Tensor& xn, const StepContext& ctx,

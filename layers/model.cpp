@@ -103,6 +103,16 @@ Model::Model(const ModelConfig& config, DType dtype, std::uint64_t seed, std::in
                                                   : head.get("lm_head.weight");
   const std::int64_t valid = std::clamp<std::int64_t>(config.vocab - vocab_offset, 0, local_.vocab);
   head_ = std::make_unique<LmHeadLoss>(head_weight, 0, vocab_offset, valid);
+  set_recompute({});
+}
+
+void Model::set_recompute(std::vector<Recompute> policies) {
+  const auto layers = static_cast<std::size_t>(config_.layers);
+  if (policies.empty()) policies.push_back(Recompute::none);
+  if (policies.size() == 1) policies.resize(layers, policies.front());
+  const std::size_t given = policies.size();
+  LT_CHECK(given == layers, given << " recompute policies for " << layers << " layers");
+  recompute_ = std::move(policies);
 }
 
 StepContext Model::context(const TokenBatch& batch) const {
@@ -132,7 +142,7 @@ void Model::forward(const TokenBatch& batch, Activations& acts) const {
   acts.block_inputs.clear();
   for (std::size_t i = 0; i < blocks_.size(); ++i) {
     acts.block_inputs.push_back(x);
-    x = blocks_[i]->forward(x, ctx, acts.blocks[i]);
+    x = blocks_[i]->forward(x, ctx, acts.blocks[i], recompute_[i]);
   }
   acts.final_input = x;
   acts.normed = Tensor::empty(x.shape(), dtype_, MemCategory::activations);
@@ -155,9 +165,10 @@ LossSums Model::backward(const TokenBatch& batch, Activations& acts, double grad
   final_norm_->backward(d_normed, acts.final_input, acts.final_norm, dx, false);
   d_normed = Tensor();
   acts.final_input = Tensor();
+  acts.final_norm = RMSNorm::Saved{};
   for (std::size_t i = blocks_.size(); i-- > 0;) {
     dx = blocks_[i]->backward(std::move(dx), acts.block_inputs[i], ctx, acts.blocks[i]);
-    acts.blocks[i] = DecoderBlock::Saved{};  // free this block's activations
+    acts.blocks[i] = DecoderBlock::Saved{};  // backward has emptied it; drops the policy too
     acts.block_inputs[i] = Tensor();
   }
   embedding_->backward(dx, batch.tokens, ctx);

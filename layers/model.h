@@ -60,6 +60,13 @@ class Model {
   void forward(const TokenBatch& batch, Activations& acts) const;
   LossSums backward(const TokenBatch& batch, Activations& acts, double grad_scale) const;
 
+  // The recompute policy of each block: one entry per layer, or one for every layer (empty:
+  // none). Takes effect from the next forward; a forward's Activations remember their policy.
+  void set_recompute(std::vector<Recompute> policies);
+  Recompute recompute(std::int64_t layer) const {
+    return recompute_[static_cast<std::size_t>(layer)];
+  }
+
   const ModelConfig& config() const { return config_; }
   const TensorParallelShard& tensor_parallel() const { return tp_; }
   DType dtype() const { return dtype_; }
@@ -82,6 +89,7 @@ class Model {
   std::unique_ptr<Rope> rope_;
   std::unique_ptr<Embedding> embedding_;
   std::vector<std::unique_ptr<DecoderBlock>> blocks_;
+  std::vector<Recompute> recompute_;  // one per block
   std::unique_ptr<RMSNorm> final_norm_;
   std::unique_ptr<LmHeadLoss> head_;
 };

@@ -166,7 +166,7 @@ TEST(Config, FullConfigParsesToExpectedValues) {
   EXPECT_EQ(t.steps, 1000);
   EXPECT_EQ(t.global_batch, 32);
   EXPECT_EQ(t.micro_batch, 2);
-  EXPECT_EQ(t.recompute, "selective");
+  EXPECT_EQ(t.recompute, PerLayerChoice("selective"));
   EXPECT_EQ(t.seed, 7u);
   EXPECT_EQ(t.eval_every, 100);
   EXPECT_EQ(t.eval_samples, 8);
@@ -239,6 +239,76 @@ TEST(Config, OverrideAppliesBeforeValidation) {
 TEST(Config, LaterOverrideWins) {
   const Config c = parse_config("", "exp.yaml", {"train.steps=5", "train.steps=6"});
   EXPECT_EQ(c.train.steps, 6);
+}
+
+// ---- train.recompute: one policy for every layer, or a list with one per layer ----
+
+TEST(Config, RecomputeTakesOnePolicyOrOnePerLayer) {
+  const Config one = parse_config("model: {layers: 3}\ntrain: {recompute: full}\n", "exp.yaml");
+  EXPECT_FALSE(one.train.recompute.list);
+  EXPECT_EQ(one.train.recompute.values, std::vector<std::string>{"full"});
+  EXPECT_EQ(one.train.recompute.at(2), "full");
+
+  const Config list = parse_config(
+      "model: {layers: 4}\ntrain:\n  recompute: [full, full, selective, none]\n", "exp.yaml");
+  EXPECT_TRUE(list.train.recompute.list);
+  EXPECT_EQ(list.train.recompute.values,
+            (std::vector<std::string>{"full", "full", "selective", "none"}));
+  EXPECT_EQ(list.train.recompute.at(1), "full");
+  EXPECT_EQ(list.train.recompute.at(2), "selective");
+
+  // A block-style YAML list, and a list of one for a one-layer model.
+  const Config block = parse_config(
+      "model: {layers: 2}\ntrain:\n  recompute:\n    - none\n    - full\n", "exp.yaml");
+  EXPECT_EQ(block.train.recompute.values, (std::vector<std::string>{"none", "full"}));
+  const Config single = parse_config("model: {layers: 1}\ntrain: {recompute: [full]}", "exp.yaml");
+  EXPECT_TRUE(single.train.recompute.list);
+  EXPECT_EQ(single.train.recompute.at(0), "full");
+
+  // --set takes either form and replaces the other.
+  const Config set = parse_config("model: {layers: 2}\ntrain: {recompute: full}\n", "exp.yaml",
+                                  {"train.recompute=[selective,none]"});
+  EXPECT_EQ(set.train.recompute.values, (std::vector<std::string>{"selective", "none"}));
+  const Config back = parse_config("model: {layers: 2}\ntrain: {recompute: [full, none]}\n",
+                                   "exp.yaml", {"train.recompute=selective"});
+  EXPECT_EQ(back.train.recompute, PerLayerChoice("selective"));
+
+  EXPECT_EQ(Config().train.recompute, PerLayerChoice("none"));
+  expect_contains(config_reference_markdown(),
+                  {"| `recompute` | enum or per-layer list: none, selective, full | `none` |",
+                   "a `train.recompute` list has one entry per layer (`model.layers` entries)"});
+}
+
+TEST(ConfigErrors, RecomputeErrorsNameTheKeyTheValueAndWhatWasExpected) {
+  const std::string expected =
+      "expected one of none, selective, full, or a list of them with one entry per layer "
+      "(model.layers entries), e.g. [full, none]";
+  expect_contains(error_of("train: {recompute: some}"),
+                  {"exp.yaml:1:20", "invalid value 'some' for train.recompute", expected});
+  expect_contains(
+      error_of("model: {layers: 2}\ntrain: {recompute: [full, sometimes]}"),
+      {"exp.yaml:2:", "invalid value '[full, sometimes]' for train.recompute", expected});
+  expect_contains(error_of("train: {recompute: []}"),
+                  {"invalid value '[]' for train.recompute", expected});
+  expect_contains(error_of("train: {recompute: [[full], none]}"),
+                  {"invalid value '[[full], none]' for train.recompute", expected});
+  expect_contains(error_of("train: {recompute: {policy: full}}"),
+                  {"invalid value '{policy: full}' for train.recompute", expected});
+  expect_contains(error_of("train: {recompute: }"),
+                  {"missing value for train.recompute", expected});
+
+  // The list's length must be model.layers.
+  expect_contains(error_of("model: {layers: 4}\ntrain: {recompute: [full, full, none]}\n"),
+                  {"exp.yaml:2:20", "invalid value '[full, full, none]' for train.recompute",
+                   "expected one entry per layer: a list of 4 entries (model.layers), not 3"});
+  expect_contains(error_of("model: {layers: 2}\ntrain: {recompute: [full, full, none]}\n"),
+                  {"a list of 2 entries (model.layers), not 3"});
+  expect_contains(error_of("train: {recompute: [full, none]}", {"model.layers=3"}),
+                  {"exp.yaml:1:20", "invalid value '[full, none]' for train.recompute",
+                   "a list of 3 entries (model.layers), not 2"});
+  expect_contains(error_of("model: {layers: 2}", {"train.recompute=[full]"}),
+                  {"--set train.recompute=[full]", "invalid value '[full]' for train.recompute",
+                   "a list of 2 entries (model.layers), not 1"});
 }
 
 // ---- HuggingFace config.json ----

@@ -39,11 +39,26 @@ struct DataConfig {
   double passkey_depth = 0.5;  // where the key sits in the filler, 0 (start) .. 1 (end)
 };
 
+// A choice made once for every layer (a YAML scalar: `full`) or per layer (a YAML list with
+// one entry per layer: `[full, full, none, none]`).
+struct PerLayerChoice {
+  std::vector<std::string> values;  // one entry unless `list`
+  bool list = false;                // written as a list: values[i] is layer i's
+
+  PerLayerChoice() = default;
+  explicit PerLayerChoice(std::string all) : values{std::move(all)} {}
+  // Layer `layer`'s entry (the one value when not a list).
+  const std::string& at(std::int64_t layer) const {
+    return list ? values.at(static_cast<std::size_t>(layer)) : values.front();
+  }
+  bool operator==(const PerLayerChoice&) const = default;
+};
+
 struct TrainConfig {
   std::int64_t steps = 300;
   std::int64_t global_batch = 16;
   std::int64_t micro_batch = 4;
-  std::string recompute = "none";  // none | selective | full
+  PerLayerChoice recompute{"none"};  // none | selective | full, for all layers or per layer
   std::uint64_t seed = 1234;
   std::int64_t eval_every = 50;
   std::int64_t eval_samples = 64;

@@ -152,7 +152,8 @@ std::vector<KeySpec> train_keys() {
        at_least(1)},
       {"train.recompute",
        train_f<&T::recompute>,
-       "Activation recomputation per block",
+       "Activation recomputation: one policy for every block, or a list with one per block "
+       "(e.g. [full, full, none, none])",
        {},
        {"none", "selective", "full"}},
       {"train.seed", train_f<&T::seed>, "Seed for init and data", at_least(0)},
@@ -344,6 +345,18 @@ std::optional<Violation> cp_divides_sequence(const Config& c) {
       "parallel.cp"};
 }
 
+// A per-layer list names every block's policy, in order; a shorter or longer list is a mistake
+// (e.g. a config copied from a model of another depth), not something to pad or cut.
+std::optional<Violation> recompute_list_covers_layers(const Config& c) {
+  const PerLayerChoice& r = c.train.recompute;
+  const auto entries = static_cast<std::int64_t>(r.values.size());
+  if (!r.list || entries == c.model.layers) return std::nullopt;
+  return Violation{"train.recompute",
+                   "one entry per layer: a list of " + num(c.model.layers) +
+                       " entries (model.layers), not " + num(entries),
+                   "model.layers"};
+}
+
 std::optional<Violation> min_lr_below_lr(const Config& c) {
   if (c.optim.min_lr <= c.optim.lr) return std::nullopt;
   return Violation{"optim.min_lr", "at most optim.lr (" + format_number(c.optim.lr) + ")",
@@ -367,6 +380,8 @@ const std::vector<CrossRule>& rules() {
        tp_divides_model},
       {"manual mode with `parallel.cp` > 1: `2 x cp` divides `data.seq_len` (zigzag chunks)",
        cp_divides_sequence},
+      {"a `train.recompute` list has one entry per layer (`model.layers` entries)",
+       recompute_list_covers_layers},
       {"`optim.min_lr` <= `optim.lr`", min_lr_below_lr},
   };
   return rules;
@@ -511,10 +526,26 @@ std::optional<std::array<double, 2>> parse_pair(const YAML::Node& node) {
   return out;
 }
 
+// A scalar (every layer) or a non-empty list of scalars (one per layer); the entries are checked
+// against the choices later, and the list's length against model.layers by a cross rule.
+std::optional<PerLayerChoice> parse_per_layer(const YAML::Node& node) {
+  if (node.IsScalar()) return PerLayerChoice(node.Scalar());
+  if (!node.IsSequence() || node.size() == 0) return std::nullopt;
+  PerLayerChoice out;
+  out.list = true;
+  for (const YAML::Node& item : node) {
+    if (!item.IsScalar()) return std::nullopt;
+    out.values.push_back(item.Scalar());
+  }
+  return out;
+}
+
 template <class T>
 std::optional<T> parse_as(const YAML::Node& node) {
   if constexpr (std::is_same_v<T, std::array<double, 2>>) {
     return parse_pair(node);
+  } else if constexpr (std::is_same_v<T, PerLayerChoice>) {
+    return parse_per_layer(node);
   } else {
     if (!node.IsScalar()) return std::nullopt;
     const std::string& text = node.Scalar();
@@ -537,6 +568,11 @@ template <class T>
 std::string value_text(const T& v) {
   if constexpr (std::is_same_v<T, std::array<double, 2>>) {
     return "[" + format_number(v[0]) + ", " + format_number(v[1]) + "]";
+  } else if constexpr (std::is_same_v<T, PerLayerChoice>) {
+    if (!v.list) return v.values.front();
+    std::string text;
+    for (const std::string& item : v.values) text += (text.empty() ? "[" : ", ") + item;
+    return text + "]";
   } else if constexpr (is_integer_v<T>) {
     return std::to_string(v);
   } else if constexpr (std::is_same_v<T, double>) {
@@ -570,7 +606,7 @@ std::string join(const std::vector<std::string>& items, const std::string& sep) 
 }  // namespace
 
 std::string type_name(const KeySpec& spec) {
-  if (spec.is_enum()) return "enum";
+  if (spec.is_enum()) return spec.is_per_layer() ? "enum or per-layer list" : "enum";
   return std::visit(
       [](auto ref) -> std::string {
         using T = field_value_t<decltype(ref)>;
@@ -582,6 +618,8 @@ std::string type_name(const KeySpec& spec) {
           return "bool";
         } else if constexpr (std::is_same_v<T, std::string>) {
           return "string";
+        } else if constexpr (std::is_same_v<T, PerLayerChoice>) {
+          return "string or per-layer list";
         } else {
           return "[float, float]";
         }
@@ -590,6 +628,11 @@ std::string type_name(const KeySpec& spec) {
 }
 
 std::string expected_text(const KeySpec& spec) {
+  if (spec.is_enum() && spec.is_per_layer()) {
+    return "one of " + join(spec.choices, ", ") +
+           ", or a list of them with one entry per layer (model.layers entries), e.g. [" +
+           spec.choices.back() + ", " + spec.choices.front() + "]";
+  }
   if (spec.is_enum()) return "one of " + join(spec.choices, ", ");
   return std::visit(
       [&](auto ref) -> std::string {
@@ -602,6 +645,8 @@ std::string expected_text(const KeySpec& spec) {
           return "true or false";
         } else if constexpr (std::is_same_v<T, std::string>) {
           return "a string";
+        } else if constexpr (std::is_same_v<T, PerLayerChoice>) {
+          return "a string, or a list of them with one entry per layer (model.layers entries)";
         } else {
           return "a list of two numbers" + range_text(spec.range, false) + ", e.g. [0.9, 0.95]";
         }
@@ -642,9 +687,14 @@ bool satisfies(const KeySpec& spec, Config& config) {
       [&](auto ref) {
         using T = field_value_t<decltype(ref)>;
         const T& v = ref(config);
-        if constexpr (std::is_same_v<T, std::string>) {
+        const auto allowed = [&](const std::string& s) {
           return !spec.is_enum() ||
-                 std::find(spec.choices.begin(), spec.choices.end(), v) != spec.choices.end();
+                 std::find(spec.choices.begin(), spec.choices.end(), s) != spec.choices.end();
+        };
+        if constexpr (std::is_same_v<T, std::string>) {
+          return allowed(v);
+        } else if constexpr (std::is_same_v<T, PerLayerChoice>) {
+          return std::all_of(v.values.begin(), v.values.end(), allowed);
         } else if constexpr (std::is_same_v<T, std::array<double, 2>>) {
           return spec.range.contains(v[0]) && spec.range.contains(v[1]);
         } else if constexpr (std::is_same_v<T, bool>) {

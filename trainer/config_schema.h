@@ -29,7 +29,7 @@ template <class T>
 using FieldRef = T& (*)(Config&);
 using AnyField =
     std::variant<FieldRef<std::int64_t>, FieldRef<std::uint64_t>, FieldRef<double>, FieldRef<bool>,
-                 FieldRef<std::string>, FieldRef<std::array<double, 2>>>;
+                 FieldRef<std::string>, FieldRef<std::array<double, 2>>, FieldRef<PerLayerChoice>>;
 
 // The member chain Config.*m1.*m2... as a function, so nested fields (model.rope_scaling.factor)
 // are reachable through one function pointer.
@@ -66,6 +66,8 @@ struct KeySpec {
   std::vector<std::string> choices = {};  // non-empty: an enum of these strings
 
   bool is_enum() const { return !choices.empty(); }
+  // A PerLayerChoice: one value, or a list of one per layer (its length is a cross rule).
+  bool is_per_layer() const { return std::holds_alternative<FieldRef<PerLayerChoice>>(field); }
 };
 
 struct SectionSpec {
@@ -100,7 +102,8 @@ bool is_group(std::string_view path);
 std::vector<std::string> group_children(std::string_view group);
 
 // How a key is described to users.
-std::string type_name(const KeySpec& spec);      // "int", "float", "enum", "[float, float]"...
+// "int", "float", "enum", "[float, float]", "enum or per-layer list"...
+std::string type_name(const KeySpec& spec);
 std::string expected_text(const KeySpec& spec);  // "an integer >= 1", "one of bf16, fp32"
 std::string allowed_text(const KeySpec& spec);   // ">= 1", "in [0, 1)", "bf16, fp32" or ""
 std::string default_text(const KeySpec& spec);   // the value in a default-constructed Config

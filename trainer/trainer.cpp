@@ -158,6 +158,7 @@ Trainer::Trainer(Config config, ProcessInfo process)
   model_ = std::make_unique<Model>(config_.model, compute_dtype(config_.precision),
                                    config_.train.seed, config_.data.seq_len,
                                    TensorParallelShard{mesh_->shape().tp, mesh_->coords().tp});
+  model_->set_recompute(recompute_from_names(config_.train.recompute.values));
   AdamWConfig opt;
   opt.betas = config_.optim.betas;
   opt.eps = config_.optim.eps;
@@ -191,10 +192,6 @@ void Trainer::log_startup() {
       "train: {} steps x {} sequences ({} per micro-batch), precision {}, {} threads, seed {}",
       config_.train.steps, config_.train.global_batch, config_.train.micro_batch, config_.precision,
       threads_, config_.train.seed);
-  if (config_.train.recompute != "none") {
-    log_->warn("train.recompute '{}' is not implemented yet: every activation is kept",
-               config_.train.recompute);
-  }
   if (config_.parallel.zero_stage != 0) {
     log_->warn("parallel.zero_stage {} is not implemented yet: nothing is sharded",
                config_.parallel.zero_stage);

@@ -259,3 +259,50 @@ int main(int argc, char** argv) {
     }
   });
 }
+
+// Recompute policies rerun parts of the forward inside backward: under cp the ring attention
+// (full), under tp the sequence-parallel gathers of the normed inputs (selective and full) and
+// the row-parallel reductions (full). Every rank reruns them at the same point, so they pair
+// up, and the recomputed tensors equal the kept ones: losses and every parameter of this layout
+// match the same layout under `none` bit for bit, in fp32 and bf16.
+namespace lt {
+namespace {
+
+TEST(ParallelTraining, RecomputeIsBitIdenticalToNone) {
+  const std::string tokens = write_token_file();
+  const int world = g_runtime->world_size();
+  const int dp = g_dp > 0 ? g_dp : world / (g_cp * g_tp);
+  const ProcessInfo process{g_runtime->rank(), world, g_runtime->local_size(),
+                            [](const std::string& name, const std::vector<int>& ranks) {
+                              return make_mpi_communicator(name, ranks, 60.0);
+                            }};
+  auto run = [&](const std::string& precision, const std::string& recompute) {
+    const std::vector<std::string> overrides = {
+        "precision=" + precision,
+        "train.recompute=" + recompute,
+        "parallel.dp=" + std::to_string(dp),
+        "parallel.cp=" + std::to_string(g_cp),
+        "parallel.tp=" + std::to_string(g_tp),
+        std::string("parallel.sequence_parallel=") + (g_sp ? "true" : "false")};
+    return train(parse_config(config_text(tokens), "parallel_test.yaml", overrides), process);
+  };
+  for (const std::string precision : {"fp32", "bf16"}) {
+    const RunResult none = run(precision, "none");
+    for (const std::string recompute : {"full", "selective", "[full, selective]"}) {
+      SCOPED_TRACE(precision + ", train.recompute=" + recompute);
+      const RunResult r = run(precision, recompute);
+      ASSERT_EQ(r.losses.size(), none.losses.size());
+      for (std::size_t i = 0; i < r.losses.size(); ++i) {
+        EXPECT_EQ(r.losses[i], none.losses[i]) << "step " << i;
+      }
+      ASSERT_EQ(r.params.size(), none.params.size());
+      for (std::size_t t = 0; t < r.params.size(); ++t) {
+        EXPECT_TRUE(r.params[t].second == none.params[t].second) << r.params[t].first.name;
+      }
+    }
+  }
+  std::filesystem::remove(tokens);
+}
+
+}  // namespace
+}  // namespace lt
