@@ -73,20 +73,22 @@ std::vector<ParamSpec> sharded(std::vector<ParamSpec> specs, const ModelConfig& 
 }  // namespace
 
 Model::Model(const ModelConfig& config, DType dtype, std::uint64_t seed, std::int64_t max_positions,
-             const TensorParallelShard& tp)
+             const TensorParallelShard& tp, std::int64_t pad_to)
     : config_(config),
       local_(local_model_config(config, tp)),
       tp_(tp),
       dtype_(dtype),
       grad_dtype_(dtype == DType::f64 ? DType::f64 : DType::f32) {
   groups_.reserve(static_cast<std::size_t>(config.layers + 2));
-  groups_.emplace_back("embed", sharded(embed_specs(local_), config, tp), dtype_, grad_dtype_);
+  groups_.emplace_back("embed", sharded(embed_specs(local_), config, tp), dtype_, grad_dtype_,
+                       pad_to);
   for (std::int64_t i = 0; i < config.layers; ++i) {
     groups_.emplace_back("layers." + std::to_string(i),
                          sharded(DecoderBlock::param_specs(local_, i), config, tp), dtype_,
-                         grad_dtype_);
+                         grad_dtype_, pad_to);
   }
-  groups_.emplace_back("head", sharded(head_specs(local_), config, tp), dtype_, grad_dtype_);
+  groups_.emplace_back("head", sharded(head_specs(local_), config, tp), dtype_, grad_dtype_,
+                       pad_to);
   for (auto& g : groups_) g.initialize(seed);
 
   rope_ = std::make_unique<Rope>(local_, max_positions);
@@ -153,6 +155,15 @@ void Model::forward(const TokenBatch& batch, Activations& acts) const {
 
 LossSums Model::backward(const TokenBatch& batch, Activations& acts, double grad_scale) const {
   const StepContext ctx = context(batch);
+  const std::size_t embed_group = 0, head_group = groups_.size() - 1;
+  auto needed = [&](std::size_t g) {
+    if (hooks_.needed) hooks_.needed(g);
+  };
+  auto ready = [&](std::size_t g) {
+    if (hooks_.ready) hooks_.ready(g);
+  };
+  needed(head_group);
+  if (config_.tie_embeddings) needed(embed_group);  // the LM head writes the embedding's grads
   Tensor d_normed = Tensor::empty(acts.normed.shape(), dtype_, MemCategory::workspace);
   const LossSums sums =
       head_->run(acts.normed, batch.targets, batch.loss_weights, grad_scale, d_normed, {}, ctx.tp);
@@ -166,12 +177,17 @@ LossSums Model::backward(const TokenBatch& batch, Activations& acts, double grad
   d_normed = Tensor();
   acts.final_input = Tensor();
   acts.final_norm = RMSNorm::Saved{};
+  ready(head_group);
   for (std::size_t i = blocks_.size(); i-- > 0;) {
+    needed(i + 1);
     dx = blocks_[i]->backward(std::move(dx), acts.block_inputs[i], ctx, acts.blocks[i]);
+    ready(i + 1);
     acts.blocks[i] = DecoderBlock::Saved{};  // backward has emptied it; drops the policy too
     acts.block_inputs[i] = Tensor();
   }
+  if (!config_.tie_embeddings) needed(embed_group);
   embedding_->backward(dx, batch.tokens, ctx);
+  ready(embed_group);
   return sums;
 }
 

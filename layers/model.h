@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -37,8 +38,9 @@ class Model {
  public:
   // dtype: activations and compute weights (f32, bf16, or f64 for reference runs).
   // `tp`: the slice of heads, FFN and vocabulary this rank holds (the whole model by default).
+  // `pad_to`: each group's flat buffers are padded to a multiple of it (the ZeRO replica count).
   Model(const ModelConfig& config, DType dtype, std::uint64_t seed, std::int64_t max_positions,
-        const TensorParallelShard& tp = {});
+        const TensorParallelShard& tp = {}, std::int64_t pad_to = 1);
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 
@@ -77,6 +79,15 @@ class Model {
   void zero_grads();
   std::int64_t parameter_count() const;
 
+  // Called with a group's index around its part of backward: `needed` before the first write
+  // into its gradients, `ready` once they are final for the micro-batch (groups: embed, the
+  // blocks, head). ZeRO stage 2 holds a group's full gradient buffer only in between.
+  struct GradientHooks {
+    std::function<void(std::size_t group)> needed;
+    std::function<void(std::size_t group)> ready;
+  };
+  void set_gradient_hooks(GradientHooks hooks) { hooks_ = std::move(hooks); }
+
  private:
   StepContext context(const TokenBatch& batch) const;
 
@@ -92,6 +103,7 @@ class Model {
   std::vector<Recompute> recompute_;  // one per block
   std::unique_ptr<RMSNorm> final_norm_;
   std::unique_ptr<LmHeadLoss> head_;
+  GradientHooks hooks_;
 };
 
 }  // namespace lt

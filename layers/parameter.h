@@ -44,8 +44,10 @@ struct Parameter {
 
 class ParameterGroup {
  public:
+  // The flat buffers hold the parameters back to back, then zeros up to a multiple of pad_to
+  // (the ZeRO replica count: every rank's shard of the buffer has the same size).
   ParameterGroup(std::string name, std::vector<ParamSpec> specs, DType value_dtype,
-                 DType grad_dtype);
+                 DType grad_dtype, std::int64_t pad_to = 1);
 
   const std::string& name() const { return name_; }
   std::vector<Parameter>& params() { return params_; }
@@ -53,7 +55,10 @@ class ParameterGroup {
   Parameter& get(const std::string& name);
   const Tensor& values() const { return values_; }
   const Tensor& grads() const { return grads_; }
-  std::int64_t numel() const { return values_.numel(); }
+  // Parameter elements (without the padding).
+  std::int64_t numel() const { return numel_; }
+  // Elements of the flat buffers, padding included.
+  std::int64_t padded_numel() const { return values_.numel(); }
 
   // Consecutive parameters starting at `first_param` as one view of `shape` (values or grads):
   // e.g. q, k and v projections as one [q + 2kv, dim] matrix for a single GEMM.
@@ -63,11 +68,20 @@ class ParameterGroup {
   // Writes the initial values into `dst`, a flat buffer with this group's layout in any floating
   // dtype (e.g. fp32 master weights beside bf16 compute weights: both round the same values).
   void generate_initial_values(std::uint64_t seed, const Tensor& dst) const;
+  // Zeroes the gradients (a no-op while they are released).
   void zero_grads();
+  // ZeRO stage 2 keeps a group's full gradient buffer only while its backward runs:
+  // release_grads() frees it (every Parameter::grad becomes undefined), allocate_grads() brings
+  // back a zeroed one. Gradients are allocated after construction.
+  void release_grads();
+  void allocate_grads();
+  bool has_grads() const { return grads_.defined(); }
 
  private:
   std::string name_;
   std::vector<Parameter> params_;
+  std::int64_t numel_ = 0;
+  DType grad_dtype_;
   Tensor values_;
   Tensor grads_;
 };

@@ -1,21 +1,27 @@
 #include "optim/adamw.h"
 
+#include "core/error.h"
 #include "core/ops.h"
 
 namespace lt {
 
-AdamW::AdamW(Model& model, const AdamWConfig& config, std::uint64_t seed) : config_(config) {
+AdamW::AdamW(Model& model, const AdamWConfig& config, std::uint64_t seed, const ZeroSharding& zero)
+    : config_(config) {
   const DType master_dtype = model.grad_dtype();
   for (auto& g : model.groups()) {
-    GroupState s{&g, Tensor(), Tensor(), Tensor(), g.values().dtype() != master_dtype};
-    if (s.separate_master) {
-      s.master = Tensor::empty(g.values().shape(), master_dtype, MemCategory::optimizer);
-      g.generate_initial_values(seed, s.master);
-    } else {
-      s.master = g.values();
+    const FlatRange owned =
+        zero.sharded() ? shard_of(g, zero.ranks, zero.rank) : FlatRange{0, g.padded_numel()};
+    GroupState s{&g, owned, Tensor(), Tensor(), Tensor()};
+    if (g.values().dtype() != master_dtype) {
+      // The master copy rounds the same initial values as the compute weights; a sharded rank
+      // generates the whole group once and keeps its slice.
+      Tensor full = Tensor::empty(g.values().shape(), master_dtype, MemCategory::workspace);
+      g.generate_initial_values(seed, full);
+      s.master = Tensor::empty(Shape{owned.size}, master_dtype, MemCategory::optimizer);
+      copy(full.flat_view(owned.begin, Shape{owned.size}), s.master);
     }
-    s.m = Tensor::zeros(g.values().shape(), master_dtype, MemCategory::optimizer);
-    s.v = Tensor::zeros(g.values().shape(), master_dtype, MemCategory::optimizer);
+    s.m = Tensor::zeros(Shape{owned.size}, master_dtype, MemCategory::optimizer);
+    s.v = Tensor::zeros(Shape{owned.size}, master_dtype, MemCategory::optimizer);
     state_.push_back(std::move(s));
   }
 }
@@ -26,7 +32,9 @@ bool AdamW::decays(const ParamSpec& spec) const {
   return spec.decay;
 }
 
-void AdamW::step(double lr, double grad_scale) {
+void AdamW::step(double lr, double grad_scale, std::span<const Tensor> grad_shards) {
+  LT_CHECK(grad_shards.empty() || grad_shards.size() == state_.size(),
+           grad_shards.size() << " gradient shards for " << state_.size() << " groups");
   ++steps_;
   AdamWStep s;
   s.lr = lr;
@@ -35,14 +43,22 @@ void AdamW::step(double lr, double grad_scale) {
   s.eps = config_.eps;
   s.step = steps_;
   s.grad_scale = grad_scale;
-  for (auto& st : state_) {
+  for (std::size_t gi = 0; gi < state_.size(); ++gi) {
+    GroupState& st = state_[gi];
+    const Tensor& values = st.group->values();
     for (const auto& p : st.group->params()) {
+      const FlatRange part = overlap(p, st.owned);
+      if (part.size == 0) continue;
       s.weight_decay = decays(p.spec) ? config_.weight_decay : 0.0;
-      const Shape flat{p.spec.shape.numel()};
-      const Tensor copy_to =
-          st.separate_master ? st.group->values().flat_view(p.offset, flat) : Tensor();
-      adamw_update(st.master.flat_view(p.offset, flat), st.group->grads().flat_view(p.offset, flat),
-                   st.m.flat_view(p.offset, flat), st.v.flat_view(p.offset, flat), s, copy_to);
+      const Shape flat{part.size};
+      const std::int64_t at = part.begin - st.owned.begin;  // offset in the state tensors
+      const bool separate = st.master.defined();
+      const Tensor master =
+          separate ? st.master.flat_view(at, flat) : values.flat_view(part.begin, flat);
+      const Tensor copy_to = separate ? values.flat_view(part.begin, flat) : Tensor();
+      const Tensor grad = grad_shards.empty() ? st.group->grads().flat_view(part.begin, flat)
+                                              : grad_shards[gi].flat_view(at, flat);
+      adamw_update(master, grad, st.m.flat_view(at, flat), st.v.flat_view(at, flat), s, copy_to);
     }
   }
 }

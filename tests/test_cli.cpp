@@ -96,4 +96,44 @@ precision: fp32
   std::filesystem::remove_all(dir);
 }
 
+// --memory-report: one table after the first step whose rows are the metrics' first-step peaks.
+TEST(Cli, MemoryReportPrintsTheFirstStepPeaks) {
+  const auto dir = std::filesystem::path(testing::TempDir()) / "cli_memory";
+  std::filesystem::remove_all(dir);
+  const auto cfg = temp_file("cli_memory.yaml", R"(
+model: {dim: 32, layers: 1, heads: 2, kv_heads: 1, ffn: 64, vocab: 192}
+data: {seq_len: 64, num_pairs: 4, num_queries: 4}
+train: {steps: 2, global_batch: 2, micro_batch: 1, eval_every: 0}
+precision: fp32
+)");
+  const Result r =
+      run("train --config " + cfg.string() + " --memory-report --set logging.dir=" + dir.string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  ASSERT_NE(r.output.find("memory after the first step, rank 0 of 1"), std::string::npos)
+      << r.output;
+  std::ifstream metrics(dir / "metrics.jsonl");
+  std::string line, first_train;
+  while (std::getline(metrics, line)) {
+    if (line.find("\"split\": \"train\"") != std::string::npos) {
+      first_train = line;
+      break;
+    }
+  }
+  ASSERT_FALSE(first_train.empty());
+  // The activations row shows the step's peak as the metrics record it, digits grouped.
+  const std::string key = "\"mem_peak_activations\": ";
+  const auto at = first_train.find(key) + key.size();
+  std::string digits = first_train.substr(at, first_train.find_first_of(",}", at) - at), grouped;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0) grouped += ',';
+    grouped += digits[i];
+  }
+  const auto row = r.output.find("  activations");
+  ASSERT_NE(row, std::string::npos) << r.output;
+  EXPECT_NE(r.output.substr(row, r.output.find('\n', row) - row).find(grouped), std::string::npos)
+      << "activations peak " << grouped << " not in: " << r.output;
+  EXPECT_EQ(run("params --memory-report --config " + cfg.string()).code, 2);
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace

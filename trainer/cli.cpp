@@ -17,8 +17,9 @@ namespace {
 constexpr const char* kUsage = R"(usage: longtrain <command> [options]
 
 commands:
-  train --config FILE [--set section.key=value ...]
-        train the model the config describes (under mpirun for several ranks)
+  train --config FILE [--set section.key=value ...] [--memory-report]
+        train the model the config describes (under mpirun for several ranks);
+        --memory-report prints bytes per memory category after the first step
   params (--hf-config config.json | --config FILE [--set ...])
         print the exact parameter count without allocating the model
   config-reference
@@ -56,6 +57,8 @@ Options parse_args(const std::vector<std::string>& args) {
       o.overrides.push_back(value());
     } else if (a.rfind("--set=", 0) == 0) {
       o.overrides.push_back(a.substr(6));
+    } else if (a == "--memory-report" && o.command == "train") {
+      o.overrides.push_back("logging.memory_report=true");
     } else {
       throw UsageError("unknown option '" + a + "' for '" + o.command + "'");
     }

@@ -99,6 +99,7 @@ struct LoggingConfig {
   std::string dir = "runs";
   std::int64_t every = 1;
   std::string level = "info";  // trace | debug | info | warn | error
+  bool memory_report = false;  // a per-category memory table after the first step
 };
 
 struct Config {

@@ -227,6 +227,9 @@ std::vector<KeySpec> output_keys() {
        "Log verbosity",
        {},
        {"trace", "debug", "info", "warn", "error"}},
+      {"logging.memory_report", logging_f<&L::memory_report>,
+       "Print a table of current and peak bytes per memory category after the first step "
+       "(also: longtrain train --memory-report)"},
   };
 }
 

@@ -15,6 +15,7 @@
 #include "optim/grad_clip.h"
 #include "parallel/self_communicator.h"
 #include "parallel/zigzag.h"
+#include "trainer/memory_report.h"
 
 namespace lt {
 namespace {
@@ -90,6 +91,10 @@ void check_supported(const Config& c) {
                       " must divide model.kv_heads (" + std::to_string(c.model.kv_heads) +
                       ") or be a multiple of it");
   }
+  if (c.parallel.zero_stage > 2) {
+    throw ConfigError(origin + ": parallel.zero_stage " + std::to_string(c.parallel.zero_stage) +
+                      " is not implemented yet; use 0, 1 or 2");
+  }
   if (c.train.device == "cuda") {
     throw ConfigError(origin +
                       ": train.device is 'cuda' but this build has only the CPU backend; "
@@ -155,9 +160,13 @@ Trainer::Trainer(Config config, ProcessInfo process)
                                   config_.source_file, config_.model.vocab, data_->describe(),
                                   data_->min_vocab()));
   }
+  const Communicator& replica = mesh_->group(MeshAxis::replica);
+  zero_ =
+      ZeroSharding{static_cast<int>(config_.parallel.zero_stage), replica.size(), replica.rank()};
   model_ = std::make_unique<Model>(config_.model, compute_dtype(config_.precision),
                                    config_.train.seed, config_.data.seq_len,
-                                   TensorParallelShard{mesh_->shape().tp, mesh_->coords().tp});
+                                   TensorParallelShard{mesh_->shape().tp, mesh_->coords().tp},
+                                   zero_.sharded() ? zero_.ranks : 1);
   model_->set_recompute(recompute_from_names(config_.train.recompute.values));
   AdamWConfig opt;
   opt.betas = config_.optim.betas;
@@ -165,7 +174,8 @@ Trainer::Trainer(Config config, ProcessInfo process)
   opt.weight_decay = config_.optim.weight_decay;
   opt.decay_norms = config_.optim.decay_norms;
   opt.decay_embeddings = config_.optim.decay_embeddings;
-  optimizer_ = std::make_unique<AdamW>(*model_, opt, config_.train.seed);
+  optimizer_ = std::make_unique<AdamW>(*model_, opt, config_.train.seed, zero_);
+  if (zero_.sharded() && zero_.stage >= 2) shard_gradients_during_backward();
   schedule_ = LrSchedule{config_.optim.schedule, config_.optim.lr, config_.optim.min_lr,
                          config_.optim.warmup, config_.train.steps};
   if (process_.rank == 0 && !config_.logging.dir.empty()) {
@@ -192,9 +202,9 @@ void Trainer::log_startup() {
       "train: {} steps x {} sequences ({} per micro-batch), precision {}, {} threads, seed {}",
       config_.train.steps, config_.train.global_batch, config_.train.micro_batch, config_.precision,
       threads_, config_.train.seed);
-  if (config_.parallel.zero_stage != 0) {
-    log_->warn("parallel.zero_stage {} is not implemented yet: nothing is sharded",
-               config_.parallel.zero_stage);
+  if (zero_.sharded()) {
+    log_->info("zero: stage {} over {} replicas: optimizer state{} sharded", zero_.stage,
+               zero_.ranks, zero_.stage >= 2 ? " and gradients" : "");
   }
 
   if (config_.checkpoint.every != 0) {
@@ -227,6 +237,7 @@ StepResult Trainer::train_step(std::int64_t step) {
   StepResult r;
   r.lr = schedule_.at(step);
   model_->zero_grads();
+  for (const Tensor& shard : grad_shards_) fill(shard, 0.0);
   double loss_sum = 0.0;
   if (loss_tokens > 0) {
     // Every micro-batch's gradient is scaled by the step's total token count, so the result is
@@ -244,7 +255,8 @@ StepResult Trainer::train_step(std::int64_t step) {
   r.loss = loss_tokens > 0 ? sums[0] / static_cast<double>(loss_tokens) : 0.0;
   r.grad_norm = grad_norm();
   if (std::isfinite(r.grad_norm)) {
-    optimizer_->step(r.lr, clip_coefficient(r.grad_norm, config_.optim.clip));
+    optimizer_->step(r.lr, clip_coefficient(r.grad_norm, config_.optim.clip), grad_shards_);
+    gather_updated_weights();
   } else {
     // A non-finite gradient would poison every weight through Adam's moments: skip the update.
     r.skipped = true;
@@ -293,54 +305,122 @@ EvalResult Trainer::evaluate() {
   return r;
 }
 
-void Trainer::sum_over(MeshAxis axis, std::span<double> values) {
+void Trainer::log_memory_report() {
+  const MemorySnapshot mine = MemoryTracker::for_device(Device::cpu).snapshot();
+  MemorySnapshot most = mine;
+  // Maxima over the whole job: over tp, then cp, then dp covers every rank.
+  std::vector<double> peaks(kNumMemCategories + 1);
+  for (std::size_t c = 0; c < kNumMemCategories; ++c) peaks[c] = static_cast<double>(mine.peak[c]);
+  peaks.back() = static_cast<double>(mine.peak_total);
+  for (MeshAxis axis : {MeshAxis::tp, MeshAxis::cp, MeshAxis::dp}) {
+    sum_over(axis, peaks, ReduceOp::max);
+  }
+  for (std::size_t c = 0; c < kNumMemCategories; ++c) {
+    most.peak[c] = static_cast<std::int64_t>(peaks[c]);
+  }
+  most.peak_total = static_cast<std::int64_t>(peaks.back());
+  const std::string table = format_memory_report(mine, most, process_.rank, process_.world_size);
+  // The console gets rank 0's table (with the maxima); every rank log gets its own.
+  log_->info("{}", table);
+}
+
+void Trainer::sum_over(MeshAxis axis, std::span<double> values, ReduceOp op) {
   Communicator& group = mesh_->group(axis);
   if (group.size() == 1) return;
   Tensor t = Tensor::empty(Shape{static_cast<std::int64_t>(values.size())}, DType::f64,
                            MemCategory::communication);
   std::copy(values.begin(), values.end(), t.data<double>());
-  group.all_reduce(t, ReduceOp::sum);
+  group.all_reduce(t, op);
   std::copy_n(t.data<double>(), values.size(), values.begin());
 }
 
 double Trainer::grad_norm() {
   // Tensor-parallel shards add up over tp; replicated parameters (norms) count once.
   double sums[2] = {0.0, 0.0};  // sharded, replicated
-  for (const auto& g : model_->groups()) {
+  // Under ZeRO stage 2 a rank holds the reduced gradient of its shard only: the squares of the
+  // shards add up over the replica group.
+  const bool sharded_grads = !grad_shards_.empty();
+  for (std::size_t gi = 0; gi < model_->groups().size(); ++gi) {
+    const ParameterGroup& g = model_->groups()[gi];
+    const FlatRange owned = sharded_grads ? optimizer_->owned(gi) : FlatRange{0, g.padded_numel()};
     for (const auto& p : g.params()) {
+      const FlatRange part = overlap(p, owned);
+      if (part.size == 0) continue;
+      const Shape flat{part.size};
+      const Tensor grad = sharded_grads ? grad_shards_[gi].flat_view(part.begin - owned.begin, flat)
+                                        : g.grads().flat_view(part.begin, flat);
       // A slice held by several tp ranks is counted once in the sum over tp.
-      const double ss = sum_squares(p.grad) / static_cast<double>(p.spec.tp_replicas);
+      const double ss = sum_squares(grad) / static_cast<double>(p.spec.tp_replicas);
       sums[p.spec.global_shape.rank() > 0 ? 0 : 1] += ss;
     }
   }
+  if (sharded_grads) sum_over(MeshAxis::replica, std::span<double>(sums, 2));
 
   sum_over(MeshAxis::tp, std::span<double>(sums, 1));
   return std::sqrt(sums[0] + sums[1]);
 }
 
-void Trainer::reduce_gradients() {
-  // The loss is normalized by the global token count, so the gradients of the ranks holding the
-  // same parameters (dp replicas and the cp ranks of a sequence) add up.
+void Trainer::reduce_tp_partials(ParameterGroup& group) {
+  // Replicated KV heads: the tp ranks sharing one hold partial gradients of it.
   if (kv_group_) {
-    for (auto& g : model_->groups()) {
-      for (auto& p : g.params()) {
-        if (p.spec.tp_replicas > 1) kv_group_->all_reduce(p.grad.reshape(Shape{p.grad.numel()}));
-      }
+    for (auto& p : group.params()) {
+      if (p.spec.tp_replicas > 1) kv_group_->all_reduce(p.grad.reshape(Shape{p.grad.numel()}));
     }
   }
   if (mesh_->shape().tp > 1 && config_.parallel.sequence_parallel) {
     // Sequence parallel: each tp rank normed only its token shard, so the replicated norm
     // weights hold partial gradients.
     Communicator& tp = mesh_->group(MeshAxis::tp);
-    for (auto& g : model_->groups()) {
-      for (auto& p : g.params()) {
-        if (p.spec.global_shape.rank() == 0) tp.all_reduce(p.grad.reshape(Shape{p.grad.numel()}));
-      }
+    for (auto& p : group.params()) {
+      if (p.spec.global_shape.rank() == 0) tp.all_reduce(p.grad.reshape(Shape{p.grad.numel()}));
     }
   }
+}
+
+void Trainer::reduce_gradients() {
+  // ZeRO stage 2 reduced every group as soon as its backward finished (gradient hooks).
+  if (!grad_shards_.empty()) return;
+  for (auto& g : model_->groups()) reduce_tp_partials(g);
+  // The loss is normalized by the global token count, so the gradients of the ranks holding the
+  // same parameters (dp replicas and the cp ranks of a sequence) add up.
   Communicator& replica = mesh_->group(MeshAxis::replica);
   if (replica.size() == 1) return;
   for (auto& g : model_->groups()) replica.all_reduce(g.grads(), ReduceOp::sum);
+}
+
+void Trainer::shard_gradients_during_backward() {
+  // Each group's full gradient buffer exists only while its backward runs: then its tp partials
+  // are summed, the replica group reduce-scatters it into this rank's shard (accumulated over
+  // micro-batches) and it is freed.
+  auto& groups = model_->groups();
+  for (std::size_t gi = 0; gi < groups.size(); ++gi) {
+    groups[gi].release_grads();
+    grad_shards_.push_back(
+        Tensor::zeros(Shape{optimizer_->owned(gi).size}, model_->grad_dtype(), MemCategory::grads));
+  }
+  Model::GradientHooks hooks;
+  hooks.needed = [this](std::size_t gi) { model_->groups()[gi].allocate_grads(); };
+  hooks.ready = [this](std::size_t gi) {
+    ParameterGroup& group = model_->groups()[gi];
+    reduce_tp_partials(group);
+    Tensor part =
+        Tensor::empty(grad_shards_[gi].shape(), model_->grad_dtype(), MemCategory::communication);
+    mesh_->group(MeshAxis::replica).reduce_scatter(group.grads(), part);
+    add(grad_shards_[gi], part);
+    group.release_grads();
+  };
+  model_->set_gradient_hooks(std::move(hooks));
+}
+
+void Trainer::gather_updated_weights() {
+  if (!zero_.sharded()) return;
+  // Each rank updated its shard of the weights; every rank needs all of them for the next step.
+  Communicator& replica = mesh_->group(MeshAxis::replica);
+  for (std::size_t gi = 0; gi < model_->groups().size(); ++gi) {
+    const Tensor& values = model_->groups()[gi].values();
+    const FlatRange owned = optimizer_->owned(gi);
+    replica.all_gather(values.flat_view(owned.begin, Shape{owned.size}), values);
+  }
 }
 
 LocalBatch Trainer::localize(Batch full) const {
@@ -439,6 +519,7 @@ std::vector<StepResult> Trainer::run() {
     }
     results.push_back(train_step(step));
     log_step(step, results.back(), seconds_since(t0));
+    if (step == 0 && config_.logging.memory_report) log_memory_report();
     const std::int64_t done = step + 1;
     if (eval_enabled && (done % config_.train.eval_every == 0 || done == config_.train.steps)) {
       log_eval(done, evaluate());

@@ -71,9 +71,14 @@ class Trainer {
   void log_step(std::int64_t step, const StepResult& r, double elapsed);
   void log_eval(std::int64_t step, const EvalResult& r);
   void log_startup();
-  // Sums values over a mesh group (identity for a group of one).
-  void sum_over(MeshAxis axis, std::span<double> values);
+  // Reduces `values` over the mesh group along `axis` (sum, or max), in place on every member
+  // (identity for a group of one).
+  void sum_over(MeshAxis axis, std::span<double> values, ReduceOp op = ReduceOp::sum);
   void reduce_gradients();
+  void gather_updated_weights();
+  void reduce_tp_partials(ParameterGroup& group);
+  void shard_gradients_during_backward();
+  void log_memory_report();
   double grad_norm();
   // This rank's part of a batch of whole sequences (its zigzag chunks under context parallel).
   LocalBatch localize(Batch full) const;
@@ -88,6 +93,8 @@ class Trainer {
   std::unique_ptr<LengthWarmup> length_warmup_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<AdamW> optimizer_;
+  ZeroSharding zero_;
+  std::vector<Tensor> grad_shards_;  // ZeRO stage 2: this rank's reduced gradient shards
   LrSchedule schedule_;
   std::unique_ptr<MetricsWriter> metrics_;
   int threads_ = 1;

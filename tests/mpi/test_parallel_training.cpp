@@ -2,6 +2,7 @@
 // locally (init and data do not depend on the layout), then compares losses and parameters.
 // Run under mpirun; the layout comes from the command line: --dp N (more axes as they land).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -9,6 +10,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/memory.h"
@@ -31,7 +33,8 @@ bool g_sp = true;
 // Token file with documents: lengths vary so windows cut through document boundaries.
 std::string write_token_file() {
   const auto path = std::filesystem::path(testing::TempDir()) /
-                    ("lt_parallel_tokens_" + std::to_string(g_runtime->rank()) + ".bin");
+                    ("lt_parallel_tokens_" + std::to_string(::getpid()) + "_" +
+                     std::to_string(g_runtime->rank()) + ".bin");
   std::ofstream out(path, std::ios::binary);
   std::uint32_t state = 12345;
   for (int doc = 0; doc < 400; ++doc) {
@@ -65,6 +68,7 @@ logging: {dir: "", level: warn}
 
 struct RunResult {
   std::vector<double> losses;
+  std::vector<double> grad_norms;  // before clipping, per step
   // Every parameter this rank holds, as f64, with its spec (a tensor-parallel rank holds a slice
   // of the global tensor: spec.global_index maps it).
   std::vector<std::pair<ParamSpec, std::vector<double>>> params;
@@ -73,7 +77,10 @@ struct RunResult {
 RunResult train(const Config& config, const ProcessInfo& process) {
   Trainer trainer(config, process);
   RunResult r;
-  for (const auto& s : trainer.run()) r.losses.push_back(s.loss);
+  for (const auto& s : trainer.run()) {
+    r.losses.push_back(s.loss);
+    r.grad_norms.push_back(s.grad_norm);
+  }
   for (const auto& g : trainer.model().groups()) {
     for (const auto& p : g.params()) {
       Tensor v = Tensor::empty(Shape{p.value.numel()}, DType::f64, MemCategory::workspace);
@@ -175,6 +182,146 @@ TEST(ParallelTraining, LengthWarmupMatchesSingleProcess) {
   const auto [serial, parallel] = serial_and_parallel(
       {"precision=fp32", "data.length_warmup_steps=4", "data.length_warmup_start=12"});
   expect_close(serial, parallel, 1e-5, 1e-5);
+}
+
+// The parallel layout from the command line with `overrides`, trained on this job's ranks.
+RunResult parallel_run(const std::vector<std::string>& overrides) {
+  const std::string tokens = write_token_file();
+  const int world = g_runtime->world_size();
+  std::vector<std::string> layout = overrides;
+  layout.push_back("parallel.dp=" + std::to_string(g_dp > 0 ? g_dp : world / (g_cp * g_tp)));
+  layout.push_back("parallel.cp=" + std::to_string(g_cp));
+  layout.push_back("parallel.tp=" + std::to_string(g_tp));
+  layout.push_back(std::string("parallel.sequence_parallel=") + (g_sp ? "true" : "false"));
+  const Config config = parse_config(config_text(tokens), "parallel_test.yaml", layout);
+  ProcessInfo process{g_runtime->rank(), world, g_runtime->local_size(),
+                      [](const std::string& name, const std::vector<int>& ranks) {
+                        return make_mpi_communicator(name, ranks, 60.0);
+                      }};
+  RunResult r = train(config, process);
+  std::filesystem::remove(tokens);
+  return r;
+}
+
+// Two runs of the same layout: losses and every parameter slice element by element.
+void expect_same_layout_close(const RunResult& want, const RunResult& got, double loss_tol,
+                              double param_tol) {
+  ASSERT_EQ(want.losses.size(), got.losses.size());
+  for (std::size_t i = 0; i < want.losses.size(); ++i) {
+    EXPECT_NEAR(got.losses[i], want.losses[i], loss_tol * std::abs(want.losses[i])) << "step " << i;
+  }
+  ASSERT_EQ(want.params.size(), got.params.size());
+  for (std::size_t t = 0; t < want.params.size(); ++t) {
+    const auto& [spec, a] = want.params[t];
+    const auto& b = got.params[t].second;
+    ASSERT_EQ(a.size(), b.size()) << spec.name;
+    double diff2 = 0.0, norm2 = 0.0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      diff2 += (a[i] - b[i]) * (a[i] - b[i]);
+      norm2 += a[i] * a[i];
+    }
+    EXPECT_LE(std::sqrt(diff2), param_tol * std::sqrt(norm2)) << spec.name;
+  }
+}
+
+// ZeRO stages change where optimizer state and gradients live, not the math: 5 steps match the
+// unsharded run of the same layout, stage 1 exactly (the same all-reduce, the same per-element
+// update), stage 2 within 1e-6 in fp32 (it reduces each micro-batch's gradients as backward
+// produces them, a different summation order). In bf16 that order can flip the rounding of a
+// compute weight by one bf16 step (2^-8 of it; seen on single elements), hence 1e-3 there.
+class ZeroStages : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ZeroStages, MatchTheUnshardedRun) {
+  const std::string precision = "precision=" + GetParam();
+  const RunResult unsharded = parallel_run({precision, "parallel.zero_stage=0"});
+  for (int stage : {1, 2}) {
+    SCOPED_TRACE("zero stage " + std::to_string(stage));
+    const RunResult sharded =
+        parallel_run({precision, "parallel.zero_stage=" + std::to_string(stage)});
+    const bool fp32 = GetParam() == "fp32";
+    if (stage == 1) {
+      expect_same_layout_close(unsharded, sharded, 0.0, 0.0);
+    } else {
+      expect_same_layout_close(unsharded, sharded, fp32 ? 1e-6 : 1e-4, fp32 ? 1e-6 : 1e-3);
+    }
+  }
+}
+
+// The clipping norm over shards (tp slices, ZeRO gradient shards, replicated norm weights counted
+// once) is the single-process norm, at every step.
+TEST(ParallelTraining, GradientNormMatchesSingleProcessUnderEveryZeroStage) {
+  for (int stage : {0, 1, 2}) {
+    SCOPED_TRACE("zero stage " + std::to_string(stage));
+    const auto [serial, parallel] =
+        serial_and_parallel({"precision=fp32", "parallel.zero_stage=" + std::to_string(stage)});
+    ASSERT_EQ(serial.grad_norms.size(), parallel.grad_norms.size());
+    for (std::size_t i = 0; i < serial.grad_norms.size(); ++i) {
+      EXPECT_NEAR(parallel.grad_norms[i], serial.grad_norms[i], 1e-6 * serial.grad_norms[i])
+          << "step " << i;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Precision, ZeroStages, ::testing::Values("fp32", "bf16"));
+
+// Model state per rank: under stage >= 1 the optimizer holds this rank's shard of every group
+// (the padded group divided by dp x cp), i.e. the unsharded bytes / (dp x cp) up to the padding;
+// under stage 2 the gradients too, plus, during a step, one group's full gradient buffer while
+// its backward runs.
+TEST_P(ZeroStages, ModelStateIsShardedOverTheReplicas) {
+  const std::string tokens = write_token_file();
+  const int world = g_runtime->world_size();
+  const int dp = g_dp > 0 ? g_dp : world / (g_cp * g_tp);
+  const int replicas = dp * g_cp;
+  const std::int64_t per_element = GetParam() == "bf16" ? 12 : 8;  // (master +) m + v
+  struct Measured {
+    std::int64_t optimizer, grads, grads_peak, padded, largest_group, groups;
+  };
+  auto measure = [&](int stage) {
+    const Config config =
+        parse_config(config_text(tokens), "parallel_test.yaml",
+                     {"precision=" + GetParam(), "parallel.zero_stage=" + std::to_string(stage),
+                      "parallel.dp=" + std::to_string(dp), "parallel.cp=" + std::to_string(g_cp),
+                      "parallel.tp=" + std::to_string(g_tp)});
+    MemoryTracker& mem = MemoryTracker::for_device(Device::cpu);
+    const MemorySnapshot before = mem.snapshot();
+    Trainer trainer(config, ProcessInfo{g_runtime->rank(), world, g_runtime->local_size(),
+                                        [](const std::string& name, const std::vector<int>& r) {
+                                          return make_mpi_communicator(name, r, 60.0);
+                                        }});
+    Measured m{};
+    m.optimizer = mem.snapshot().current_of(MemCategory::optimizer) -
+                  before.current_of(MemCategory::optimizer);
+    const std::int64_t grads_before = before.current_of(MemCategory::grads);
+    m.grads = mem.snapshot().current_of(MemCategory::grads) - grads_before;
+    mem.reset_peaks();
+    trainer.train_step(0);
+    m.grads_peak = mem.snapshot().peak_of(MemCategory::grads) - grads_before;
+    for (const auto& g : trainer.model().groups()) {
+      m.padded += g.padded_numel();
+      m.largest_group = std::max(m.largest_group, g.padded_numel());
+      ++m.groups;
+    }
+    return m;
+  };
+  const Measured full = measure(0);
+  EXPECT_EQ(full.optimizer, full.padded * per_element);
+  EXPECT_EQ(full.grads, full.padded * 4);
+  for (int stage : {1, 2}) {
+    SCOPED_TRACE("zero stage " + std::to_string(stage));
+    const Measured z = measure(stage);
+    EXPECT_EQ(z.optimizer, z.padded / replicas * per_element);
+    EXPECT_LE(z.optimizer * replicas, full.optimizer + z.groups * (replicas - 1) * per_element);
+    EXPECT_GE(z.optimizer * replicas, full.optimizer);
+    if (stage == 1 || replicas == 1) {  // one replica: nothing to shard over
+      EXPECT_EQ(z.grads, z.padded * 4);
+    } else {
+      EXPECT_EQ(z.grads, z.padded / replicas * 4);
+      EXPECT_GT(z.grads_peak, z.grads);
+      EXPECT_LE(z.grads_peak, z.grads + z.largest_group * 4);
+    }
+  }
+  std::filesystem::remove(tokens);
 }
 
 // Peak activation bytes of one training step (the activations that backward keeps).

@@ -1,0 +1,38 @@
+#include "trainer/memory_report.h"
+
+#include <fmt/format.h>
+
+namespace lt {
+namespace {
+
+std::string bytes_and_mib(std::int64_t bytes) {
+  std::string digits = std::to_string(bytes), grouped;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0) grouped += ',';
+    grouped += digits[i];
+  }
+  return fmt::format("{:>14} ({:>8.1f} MiB)", grouped, static_cast<double>(bytes) / 1048576.0);
+}
+
+}  // namespace
+
+std::string format_memory_report(const MemorySnapshot& mine, const MemorySnapshot& most, int rank,
+                                 int ranks) {
+  const bool many = ranks > 1;
+  std::string out =
+      fmt::format("memory after the first step, rank {} of {} (bytes):\n", rank, ranks);
+  out += fmt::format("  {:<14} {:>29} {:>29}", "category", "current", "peak in step");
+  if (many) out += fmt::format(" {:>29}", "peak, max over ranks");
+  auto row = [&](std::string_view name, std::int64_t current, std::int64_t peak,
+                 std::int64_t most_peak) {
+    out += fmt::format("\n  {:<14} {} {}", name, bytes_and_mib(current), bytes_and_mib(peak));
+    if (many) out += fmt::format(" {}", bytes_and_mib(most_peak));
+  };
+  for (std::size_t c = 0; c < kNumMemCategories; ++c) {
+    row(category_name(static_cast<MemCategory>(c)), mine.current[c], mine.peak[c], most.peak[c]);
+  }
+  row("total", mine.current_total, mine.peak_total, most.peak_total);
+  return out;
+}
+
+}  // namespace lt
