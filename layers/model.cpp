@@ -137,15 +137,39 @@ StepContext Model::context(const TokenBatch& batch) const {
   return ctx;
 }
 
+void Model::weights_needed(std::size_t group, std::size_t next) const {
+  if (weight_hooks_.needed) weight_hooks_.needed(group, next);
+}
+
+void Model::weights_done(std::size_t group) const {
+  if (weight_hooks_.done) weight_hooks_.done(group);
+}
+
+void Model::head_weights_needed() const {
+  if (config_.tie_embeddings) weights_needed(0, groups_.size() - 1);
+  weights_needed(groups_.size() - 1, kNoGroup);
+}
+
+void Model::head_weights_done() const {
+  weights_done(groups_.size() - 1);
+  if (config_.tie_embeddings) weights_done(0);
+}
+
 void Model::forward(const TokenBatch& batch, Activations& acts) const {
   const StepContext ctx = context(batch);
+  weights_needed(0, 1);
   Tensor x = embedding_->forward(batch.tokens, ctx);
+  weights_done(0);
   acts.blocks.resize(blocks_.size());
   acts.block_inputs.clear();
   for (std::size_t i = 0; i < blocks_.size(); ++i) {
     acts.block_inputs.push_back(x);
+    weights_needed(i + 1, i + 2);  // the last block's next is the head group
     x = blocks_[i]->forward(x, ctx, acts.blocks[i], recompute_[i]);
+    weights_done(i + 1);
   }
+  // The head's weights stay gathered from the final norm to the LM head in backward/evaluate.
+  head_weights_needed();
   acts.final_input = x;
   acts.normed = Tensor::empty(x.shape(), dtype_, MemCategory::activations);
   final_norm_->forward(x, acts.normed, acts.final_norm);
@@ -178,9 +202,12 @@ LossSums Model::backward(const TokenBatch& batch, Activations& acts, double grad
   acts.final_input = Tensor();
   acts.final_norm = RMSNorm::Saved{};
   ready(head_group);
+  head_weights_done();
   for (std::size_t i = blocks_.size(); i-- > 0;) {
     needed(i + 1);
+    weights_needed(i + 1, i > 0 ? i : kNoGroup);  // backward walks the blocks downwards
     dx = blocks_[i]->backward(std::move(dx), acts.block_inputs[i], ctx, acts.blocks[i]);
+    weights_done(i + 1);
     ready(i + 1);
     acts.blocks[i] = DecoderBlock::Saved{};  // backward has emptied it; drops the policy too
     acts.block_inputs[i] = Tensor();
@@ -202,8 +229,10 @@ LossSums Model::evaluate(const TokenBatch& batch, std::span<std::int32_t> predic
   forward(batch, acts);
   acts.blocks.clear();
   acts.block_inputs.clear();
-  return head_->run(acts.normed, batch.targets, batch.loss_weights, 0.0, Tensor(), predictions,
-                    batch.tp);
+  const LossSums sums = head_->run(acts.normed, batch.targets, batch.loss_weights, 0.0, Tensor(),
+                                   predictions, batch.tp);
+  head_weights_done();
+  return sums;
 }
 
 Parameter* Model::find(const std::string& name) {

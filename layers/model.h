@@ -88,6 +88,16 @@ class Model {
   };
   void set_gradient_hooks(GradientHooks hooks) { hooks_ = std::move(hooks); }
 
+  // Called around each group's use of its weights in forward, backward and evaluate: `needed`
+  // before (with the group the model will need next, or kNoGroup, so that its gather can start
+  // early), `done` after. ZeRO stage 3 gathers a group's weights only in between.
+  static constexpr std::size_t kNoGroup = static_cast<std::size_t>(-1);
+  struct WeightHooks {
+    std::function<void(std::size_t group, std::size_t next)> needed;
+    std::function<void(std::size_t group)> done;
+  };
+  void set_weight_hooks(WeightHooks hooks) { weight_hooks_ = std::move(hooks); }
+
  private:
   StepContext context(const TokenBatch& batch) const;
 
@@ -104,6 +114,12 @@ class Model {
   std::unique_ptr<RMSNorm> final_norm_;
   std::unique_ptr<LmHeadLoss> head_;
   GradientHooks hooks_;
+  WeightHooks weight_hooks_;
+  void weights_needed(std::size_t group, std::size_t next) const;
+  void weights_done(std::size_t group) const;
+  // The LM head's weights (the head group, and the embedding when tied) around its use.
+  void head_weights_needed() const;
+  void head_weights_done() const;
 };
 
 }  // namespace lt

@@ -17,7 +17,7 @@ std::int64_t ParamSpec::global_index(std::int64_t local) const {
 
 ParameterGroup::ParameterGroup(std::string name, std::vector<ParamSpec> specs, DType value_dtype,
                                DType grad_dtype, std::int64_t pad_to)
-    : name_(std::move(name)), grad_dtype_(grad_dtype) {
+    : name_(std::move(name)), grad_dtype_(grad_dtype), value_dtype_(value_dtype) {
   LT_CHECK(pad_to >= 1, "parameter group " << name_ << ": pad_to " << pad_to);
   std::int64_t total = 0;
   for (auto& spec : specs) {
@@ -28,9 +28,9 @@ ParameterGroup::ParameterGroup(std::string name, std::vector<ParamSpec> specs, D
     params_.push_back(std::move(p));
   }
   numel_ = total;
-  const std::int64_t padded = (total + pad_to - 1) / pad_to * pad_to;
-  values_ = Tensor::zeros(Shape{padded}, value_dtype, MemCategory::weights);
-  grads_ = Tensor::zeros(Shape{padded}, grad_dtype, MemCategory::grads);
+  padded_ = (total + pad_to - 1) / pad_to * pad_to;
+  values_ = Tensor::zeros(Shape{padded_}, value_dtype, MemCategory::weights);
+  grads_ = Tensor::zeros(Shape{padded_}, grad_dtype, MemCategory::grads);
   for (auto& p : params_) {
     p.value = values_.flat_view(p.offset, p.spec.shape);
     p.grad = grads_.flat_view(p.offset, p.spec.shape);
@@ -56,8 +56,7 @@ void ParameterGroup::initialize(std::uint64_t seed) {
 }
 
 void ParameterGroup::generate_initial_values(std::uint64_t seed, const Tensor& dst) const {
-  LT_CHECK(dst.numel() == values_.numel(),
-           "initial values for " << name_ << " into " << dst.describe());
+  LT_CHECK(dst.numel() == padded_, "initial values for " << name_ << " into " << dst.describe());
   if (numel_ < dst.numel()) fill(dst.flat_view(numel_, Shape{dst.numel() - numel_}), 0.0);
   // Generated in f64 and converted once, so every dtype rounds the same underlying values.
   for (const auto& p : params_) {
@@ -96,9 +95,20 @@ void ParameterGroup::release_grads() {
   for (auto& p : params_) p.grad = Tensor();
 }
 
+void ParameterGroup::release_values() {
+  values_ = Tensor();
+  for (auto& p : params_) p.value = Tensor();
+}
+
+void ParameterGroup::allocate_values() {
+  if (values_.defined()) return;
+  values_ = Tensor::empty(Shape{padded_}, value_dtype_, MemCategory::weights);
+  for (auto& p : params_) p.value = values_.flat_view(p.offset, p.spec.shape);
+}
+
 void ParameterGroup::allocate_grads() {
   if (grads_.defined()) return;
-  grads_ = Tensor::zeros(values_.shape(), grad_dtype_, MemCategory::grads);
+  grads_ = Tensor::zeros(Shape{padded_}, grad_dtype_, MemCategory::grads);
   for (auto& p : params_) p.grad = grads_.flat_view(p.offset, p.spec.shape);
 }
 

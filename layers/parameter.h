@@ -58,7 +58,7 @@ class ParameterGroup {
   // Parameter elements (without the padding).
   std::int64_t numel() const { return numel_; }
   // Elements of the flat buffers, padding included.
-  std::int64_t padded_numel() const { return values_.numel(); }
+  std::int64_t padded_numel() const { return padded_; }
 
   // Consecutive parameters starting at `first_param` as one view of `shape` (values or grads):
   // e.g. q, k and v projections as one [q + 2kv, dim] matrix for a single GEMM.
@@ -76,12 +76,19 @@ class ParameterGroup {
   void release_grads();
   void allocate_grads();
   bool has_grads() const { return grads_.defined(); }
+  // ZeRO stage 3 the same for the compute weights: between uses only this rank's shard exists
+  // (held by the trainer); allocate_values() gives an uninitialized buffer to gather into.
+  void release_values();
+  void allocate_values();
+  bool has_values() const { return values_.defined(); }
 
  private:
   std::string name_;
   std::vector<Parameter> params_;
   std::int64_t numel_ = 0;
   DType grad_dtype_;
+  DType value_dtype_;
+  std::int64_t padded_ = 0;
   Tensor values_;
   Tensor grads_;
 };

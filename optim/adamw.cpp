@@ -32,9 +32,12 @@ bool AdamW::decays(const ParamSpec& spec) const {
   return spec.decay;
 }
 
-void AdamW::step(double lr, double grad_scale, std::span<const Tensor> grad_shards) {
+void AdamW::step(double lr, double grad_scale, std::span<const Tensor> grad_shards,
+                 std::span<const Tensor> value_shards) {
   LT_CHECK(grad_shards.empty() || grad_shards.size() == state_.size(),
            grad_shards.size() << " gradient shards for " << state_.size() << " groups");
+  LT_CHECK(value_shards.empty() || value_shards.size() == state_.size(),
+           value_shards.size() << " weight shards for " << state_.size() << " groups");
   ++steps_;
   AdamWStep s;
   s.lr = lr;
@@ -53,9 +56,11 @@ void AdamW::step(double lr, double grad_scale, std::span<const Tensor> grad_shar
       const Shape flat{part.size};
       const std::int64_t at = part.begin - st.owned.begin;  // offset in the state tensors
       const bool separate = st.master.defined();
-      const Tensor master =
-          separate ? st.master.flat_view(at, flat) : values.flat_view(part.begin, flat);
-      const Tensor copy_to = separate ? values.flat_view(part.begin, flat) : Tensor();
+      // This rank's compute weights for `part`: in the group buffer, or in its stage-3 shard.
+      const Tensor compute = value_shards.empty() ? values.flat_view(part.begin, flat)
+                                                  : value_shards[gi].flat_view(at, flat);
+      const Tensor master = separate ? st.master.flat_view(at, flat) : compute;
+      const Tensor copy_to = separate ? compute : Tensor();
       const Tensor grad = grad_shards.empty() ? st.group->grads().flat_view(part.begin, flat)
                                               : grad_shards[gi].flat_view(at, flat);
       adamw_update(master, grad, st.m.flat_view(at, flat), st.v.flat_view(at, flat), s, copy_to);

@@ -41,8 +41,10 @@ class AdamW {
   // One update from the accumulated gradients, each multiplied by grad_scale (the clipping
   // coefficient) first. Sharded: reads the gradients and writes the weights of owned() only.
   // `grad_shards` (ZeRO stage 2): one tensor per group holding the reduced gradients of owned()
-  // only; empty: the gradients are read from the groups' own buffers.
-  void step(double lr, double grad_scale, std::span<const Tensor> grad_shards = {});
+  // only; empty: the gradients are read from the groups' own buffers. `value_shards` (ZeRO
+  // stage 3): likewise the compute weights of owned(), updated instead of the group buffers.
+  void step(double lr, double grad_scale, std::span<const Tensor> grad_shards = {},
+            std::span<const Tensor> value_shards = {});
   std::int64_t steps_taken() const { return steps_; }
   bool decays(const ParamSpec& spec) const;
   // The range of group `group`'s flat buffers this rank updates (all of it when unsharded).

@@ -91,10 +91,6 @@ void check_supported(const Config& c) {
                       " must divide model.kv_heads (" + std::to_string(c.model.kv_heads) +
                       ") or be a multiple of it");
   }
-  if (c.parallel.zero_stage > 2) {
-    throw ConfigError(origin + ": parallel.zero_stage " + std::to_string(c.parallel.zero_stage) +
-                      " is not implemented yet; use 0, 1 or 2");
-  }
   if (c.train.device == "cuda") {
     throw ConfigError(origin +
                       ": train.device is 'cuda' but this build has only the CPU backend; "
@@ -176,6 +172,7 @@ Trainer::Trainer(Config config, ProcessInfo process)
   opt.decay_embeddings = config_.optim.decay_embeddings;
   optimizer_ = std::make_unique<AdamW>(*model_, opt, config_.train.seed, zero_);
   if (zero_.sharded() && zero_.stage >= 2) shard_gradients_during_backward();
+  if (zero_.sharded() && zero_.stage >= 3) shard_weights();
   schedule_ = LrSchedule{config_.optim.schedule, config_.optim.lr, config_.optim.min_lr,
                          config_.optim.warmup, config_.train.steps};
   if (process_.rank == 0 && !config_.logging.dir.empty()) {
@@ -203,8 +200,9 @@ void Trainer::log_startup() {
       config_.train.steps, config_.train.global_batch, config_.train.micro_batch, config_.precision,
       threads_, config_.train.seed);
   if (zero_.sharded()) {
-    log_->info("zero: stage {} over {} replicas: optimizer state{} sharded", zero_.stage,
-               zero_.ranks, zero_.stage >= 2 ? " and gradients" : "");
+    log_->info("zero: stage {} over {} replicas: optimizer state{}{} sharded", zero_.stage,
+               zero_.ranks, zero_.stage >= 2 ? ", gradients" : "",
+               zero_.stage >= 3 ? ", weights (gathered per layer)" : "");
   }
 
   if (config_.checkpoint.every != 0) {
@@ -255,7 +253,8 @@ StepResult Trainer::train_step(std::int64_t step) {
   r.loss = loss_tokens > 0 ? sums[0] / static_cast<double>(loss_tokens) : 0.0;
   r.grad_norm = grad_norm();
   if (std::isfinite(r.grad_norm)) {
-    optimizer_->step(r.lr, clip_coefficient(r.grad_norm, config_.optim.clip), grad_shards_);
+    optimizer_->step(r.lr, clip_coefficient(r.grad_norm, config_.optim.clip), grad_shards_,
+                     value_shards_);
     gather_updated_weights();
   } else {
     // A non-finite gradient would poison every weight through Adam's moments: skip the update.
@@ -412,8 +411,55 @@ void Trainer::shard_gradients_during_backward() {
   model_->set_gradient_hooks(std::move(hooks));
 }
 
+void Trainer::shard_weights() {
+  // Stage 3: between uses a group's compute weights exist only as this rank's shard. Its full
+  // buffer is gathered before each use (forward, backward, evaluate) and freed after; the gather
+  // of the group the model will need next starts as soon as the current one is in place, so it
+  // overlaps the current layer's compute: at most two groups are gathered at a time.
+  auto& groups = model_->groups();
+  for (std::size_t gi = 0; gi < groups.size(); ++gi) {
+    const FlatRange owned = optimizer_->owned(gi);
+    Tensor shard =
+        Tensor::empty(Shape{owned.size}, groups[gi].values().dtype(), MemCategory::weights);
+    copy(groups[gi].values().flat_view(owned.begin, Shape{owned.size}), shard);
+    value_shards_.push_back(std::move(shard));
+    groups[gi].release_values();
+  }
+  prefetch_.resize(groups.size());
+  Model::WeightHooks hooks;
+  hooks.needed = [this](std::size_t gi, std::size_t next) {
+    gather_weights(gi);
+    if (next != Model::kNoGroup && !model_->groups()[next].has_values() && !prefetch_[next]) {
+      ParameterGroup& upcoming = model_->groups()[next];
+      upcoming.allocate_values();
+      prefetch_[next] =
+          mesh_->group(MeshAxis::replica).iall_gather(value_shards_[next], upcoming.values());
+    }
+  };
+  hooks.done = [this](std::size_t gi) {
+    if (!prefetch_[gi]) model_->groups()[gi].release_values();
+  };
+  model_->set_weight_hooks(std::move(hooks));
+}
+
+void Trainer::gather_weights(std::size_t group) {
+  ParameterGroup& g = model_->groups()[group];
+  if (prefetch_[group]) {
+    prefetch_[group]->wait();
+    prefetch_[group].reset();
+    return;
+  }
+  if (g.has_values()) return;
+  g.allocate_values();
+  mesh_->group(MeshAxis::replica).all_gather(value_shards_[group], g.values());
+}
+
+void Trainer::gather_all_weights() {
+  for (std::size_t gi = 0; gi < value_shards_.size(); ++gi) gather_weights(gi);
+}
+
 void Trainer::gather_updated_weights() {
-  if (!zero_.sharded()) return;
+  if (!zero_.sharded() || !value_shards_.empty()) return;
   // Each rank updated its shard of the weights; every rank needs all of them for the next step.
   Communicator& replica = mesh_->group(MeshAxis::replica);
   for (std::size_t gi = 0; gi < model_->groups().size(); ++gi) {

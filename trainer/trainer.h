@@ -64,6 +64,9 @@ class Trainer {
   StepResult train_step(std::int64_t step);
   EvalResult evaluate();
   Model& model() { return *model_; }
+  // ZeRO stage 3 keeps only weight shards between uses: gathers every group's full weights into
+  // the model (for inspection, tests, export). No-op for other stages.
+  void gather_all_weights();
   const Mesh& mesh() const { return *mesh_; }
   const DataSource& data() const { return *data_; }
 
@@ -78,6 +81,8 @@ class Trainer {
   void gather_updated_weights();
   void reduce_tp_partials(ParameterGroup& group);
   void shard_gradients_during_backward();
+  void shard_weights();
+  void gather_weights(std::size_t group);
   void log_memory_report();
   double grad_norm();
   // This rank's part of a batch of whole sequences (its zigzag chunks under context parallel).
@@ -94,7 +99,9 @@ class Trainer {
   std::unique_ptr<Model> model_;
   std::unique_ptr<AdamW> optimizer_;
   ZeroSharding zero_;
-  std::vector<Tensor> grad_shards_;  // ZeRO stage 2: this rank's reduced gradient shards
+  std::vector<Tensor> grad_shards_;   // ZeRO stage 2: this rank's reduced gradient shards
+  std::vector<Tensor> value_shards_;  // ZeRO stage 3: this rank's compute-weight shards
+  std::vector<std::unique_ptr<CommHandle>> prefetch_;  // stage 3: gathers in flight, per group
   LrSchedule schedule_;
   std::unique_ptr<MetricsWriter> metrics_;
   int threads_ = 1;

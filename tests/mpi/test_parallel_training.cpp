@@ -81,6 +81,7 @@ RunResult train(const Config& config, const ProcessInfo& process) {
     r.losses.push_back(s.loss);
     r.grad_norms.push_back(s.grad_norm);
   }
+  trainer.gather_all_weights();  // ZeRO stage 3 holds only shards between uses
   for (const auto& g : trainer.model().groups()) {
     for (const auto& p : g.params()) {
       Tensor v = Tensor::empty(Shape{p.value.numel()}, DType::f64, MemCategory::workspace);
@@ -234,7 +235,7 @@ class ZeroStages : public ::testing::TestWithParam<std::string> {};
 TEST_P(ZeroStages, MatchTheUnshardedRun) {
   const std::string precision = "precision=" + GetParam();
   const RunResult unsharded = parallel_run({precision, "parallel.zero_stage=0"});
-  for (int stage : {1, 2}) {
+  for (int stage : {1, 2, 3}) {
     SCOPED_TRACE("zero stage " + std::to_string(stage));
     const RunResult sharded =
         parallel_run({precision, "parallel.zero_stage=" + std::to_string(stage)});
@@ -250,7 +251,7 @@ TEST_P(ZeroStages, MatchTheUnshardedRun) {
 // The clipping norm over shards (tp slices, ZeRO gradient shards, replicated norm weights counted
 // once) is the single-process norm, at every step.
 TEST(ParallelTraining, GradientNormMatchesSingleProcessUnderEveryZeroStage) {
-  for (int stage : {0, 1, 2}) {
+  for (int stage : {0, 1, 2, 3}) {
     SCOPED_TRACE("zero stage " + std::to_string(stage));
     const auto [serial, parallel] =
         serial_and_parallel({"precision=fp32", "parallel.zero_stage=" + std::to_string(stage)});
@@ -267,15 +268,17 @@ INSTANTIATE_TEST_SUITE_P(Precision, ZeroStages, ::testing::Values("fp32", "bf16"
 // Model state per rank: under stage >= 1 the optimizer holds this rank's shard of every group
 // (the padded group divided by dp x cp), i.e. the unsharded bytes / (dp x cp) up to the padding;
 // under stage 2 the gradients too, plus, during a step, one group's full gradient buffer while
-// its backward runs.
+// its backward runs; under stage 3 the compute weights too, plus at most two gathered groups
+// (the one in use and the one being prefetched).
 TEST_P(ZeroStages, ModelStateIsShardedOverTheReplicas) {
   const std::string tokens = write_token_file();
   const int world = g_runtime->world_size();
   const int dp = g_dp > 0 ? g_dp : world / (g_cp * g_tp);
   const int replicas = dp * g_cp;
   const std::int64_t per_element = GetParam() == "bf16" ? 12 : 8;  // (master +) m + v
+  const std::int64_t weight_bytes = GetParam() == "bf16" ? 2 : 4;
   struct Measured {
-    std::int64_t optimizer, grads, grads_peak, padded, largest_group, groups;
+    std::int64_t optimizer, grads, grads_peak, weights, weights_peak, padded, largest_group, groups;
   };
   auto measure = [&](int stage) {
     const Config config =
@@ -294,9 +297,12 @@ TEST_P(ZeroStages, ModelStateIsShardedOverTheReplicas) {
                   before.current_of(MemCategory::optimizer);
     const std::int64_t grads_before = before.current_of(MemCategory::grads);
     m.grads = mem.snapshot().current_of(MemCategory::grads) - grads_before;
+    const std::int64_t weights_before = before.current_of(MemCategory::weights);
+    m.weights = mem.snapshot().current_of(MemCategory::weights) - weights_before;
     mem.reset_peaks();
     trainer.train_step(0);
     m.grads_peak = mem.snapshot().peak_of(MemCategory::grads) - grads_before;
+    m.weights_peak = mem.snapshot().peak_of(MemCategory::weights) - weights_before;
     for (const auto& g : trainer.model().groups()) {
       m.padded += g.padded_numel();
       m.largest_group = std::max(m.largest_group, g.padded_numel());
@@ -307,7 +313,8 @@ TEST_P(ZeroStages, ModelStateIsShardedOverTheReplicas) {
   const Measured full = measure(0);
   EXPECT_EQ(full.optimizer, full.padded * per_element);
   EXPECT_EQ(full.grads, full.padded * 4);
-  for (int stage : {1, 2}) {
+  EXPECT_EQ(full.weights, full.padded * weight_bytes);
+  for (int stage : {1, 2, 3}) {
     SCOPED_TRACE("zero stage " + std::to_string(stage));
     const Measured z = measure(stage);
     EXPECT_EQ(z.optimizer, z.padded / replicas * per_element);
@@ -319,6 +326,13 @@ TEST_P(ZeroStages, ModelStateIsShardedOverTheReplicas) {
       EXPECT_EQ(z.grads, z.padded / replicas * 4);
       EXPECT_GT(z.grads_peak, z.grads);
       EXPECT_LE(z.grads_peak, z.grads + z.largest_group * 4);
+    }
+    if (stage < 3 || replicas == 1) {
+      EXPECT_EQ(z.weights, z.padded * weight_bytes);
+    } else {
+      EXPECT_EQ(z.weights, z.padded / replicas * weight_bytes);
+      EXPECT_GT(z.weights_peak, z.weights);
+      EXPECT_LE(z.weights_peak, z.weights + 2 * z.largest_group * weight_bytes);
     }
   }
   std::filesystem::remove(tokens);
