@@ -30,9 +30,11 @@ struct ShardLocation {
 // multiple of `ranks` (Model's pad_to).
 FlatRange shard_of(const ParameterGroup& group, int ranks, int rank);
 
-// Owner of element `local_index` (row-major in this rank's slice of the parameter) of parameter
-// `name`. Throws lt::Error for an unknown name or an index outside the parameter.
-ShardLocation locate(const Model& model, const std::string& name, std::int64_t local_index,
+// Owner of element `global_index` (row-major in the whole, un-tensor-parallel parameter) of
+// parameter `name`, among the `ranks` replicas of this tensor-parallel rank's slice. Throws
+// lt::Error for an unknown name, an index outside the parameter, or an element that another
+// tensor-parallel rank holds.
+ShardLocation locate(const Model& model, const std::string& name, std::int64_t global_index,
                      int ranks);
 
 // The part of parameter `p` (flat range [p.offset, p.offset + numel)) inside `shard`: empty
