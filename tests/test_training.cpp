@@ -136,3 +136,27 @@ TEST(Training, MetricsFileHasOneJsonObjectPerStepAndEval) {
 
 }  // namespace
 }  // namespace lt
+
+namespace lt {
+namespace {
+
+// Each step reports the FLOPs of the documents it trained on: whole sequences, or during a
+// sequence-length warmup the short packed documents; full recompute adds hardware FLOPs.
+TEST(Training, StepsReportTheFlopsOfTheirDocuments) {
+  Trainer trainer(parse_config(kTinyConfig, "tiny.yaml",
+                               {"data.length_warmup_steps=1", "data.length_warmup_start=16",
+                                "train.recompute=full"}),
+                  ProcessInfo{});
+  const ModelConfig& m = trainer.model().config();
+  const std::vector<Recompute> full{Recompute::full};
+  const StepFlops packed = step_flops(m, std::vector<std::int64_t>(8 * 4, 16), full);
+  const StepFlops whole = step_flops(m, std::vector<std::int64_t>(8, 64), full);
+  const StepResult first = trainer.train_step(0), second = trainer.train_step(1);
+  EXPECT_DOUBLE_EQ(first.flops.model, packed.model);
+  EXPECT_DOUBLE_EQ(first.flops.hardware, packed.hardware);
+  EXPECT_DOUBLE_EQ(second.flops.model, whole.model);
+  EXPECT_GT(second.flops.hardware, second.flops.model);
+}
+
+}  // namespace
+}  // namespace lt

@@ -163,7 +163,8 @@ Trainer::Trainer(Config config, ProcessInfo process)
                                    config_.train.seed, config_.data.seq_len,
                                    TensorParallelShard{mesh_->shape().tp, mesh_->coords().tp},
                                    zero_.sharded() ? zero_.ranks : 1);
-  model_->set_recompute(recompute_from_names(config_.train.recompute.values));
+  recompute_policies_ = recompute_from_names(config_.train.recompute.values);
+  model_->set_recompute(recompute_policies_);
   AdamWConfig opt;
   opt.betas = config_.optim.betas;
   opt.eps = config_.optim.eps;
@@ -225,9 +226,11 @@ StepResult Trainer::train_step(std::int64_t step) {
   const DataSource& source = warmup ? *warmup : *data_;
   std::vector<LocalBatch> batches;
   double counts[1] = {0.0};
+  std::vector<std::int64_t> documents;  // lengths, for the FLOP count
   for (std::int64_t i = 0; i < per_replica; i += micro) {
-    batches.push_back(
-        localize(make_batch(source, Split::train, first + static_cast<std::uint64_t>(i), micro)));
+    Batch full = make_batch(source, Split::train, first + static_cast<std::uint64_t>(i), micro);
+    append_document_lengths(full, documents);
+    batches.push_back(localize(std::move(full)));
     counts[0] += static_cast<double>(batches.back().batch.loss_tokens());
   }
   sum_over(MeshAxis::replica, counts);
@@ -250,6 +253,11 @@ StepResult Trainer::train_step(std::int64_t step) {
   double sums[2] = {loss_sum, static_cast<double>(r.tokens)};
   sum_over(MeshAxis::replica, sums);
   r.tokens = static_cast<std::int64_t>(sums[1]);
+  // Every dp replica counted its own sequences (cp and tp ranks share theirs).
+  const StepFlops mine = step_flops(config_.model, documents, recompute_policies_);
+  double flops[2] = {mine.model, mine.hardware};
+  sum_over(MeshAxis::dp, flops);
+  r.flops = {flops[0], flops[1]};
   r.loss = loss_tokens > 0 ? sums[0] / static_cast<double>(loss_tokens) : 0.0;
   r.grad_norm = grad_norm();
   if (std::isfinite(r.grad_norm)) {
@@ -302,6 +310,22 @@ EvalResult Trainer::evaluate() {
   }
   r.exact_match = n > 0 ? exact_sum[0] / static_cast<double>(n) : 0.0;
   return r;
+}
+
+void Trainer::append_document_lengths(const Batch& b, std::vector<std::int64_t>& lengths) {
+  for (std::int64_t row = 0; row < b.batch; ++row) {
+    const auto begin = static_cast<std::size_t>(row * b.seq_len);
+    std::int64_t run = 1;
+    for (std::size_t t = begin + 1; t < begin + static_cast<std::size_t>(b.seq_len); ++t) {
+      if (b.doc_ids[t] == b.doc_ids[t - 1]) {
+        ++run;
+      } else {
+        lengths.push_back(run);
+        run = 1;
+      }
+    }
+    lengths.push_back(run);
+  }
 }
 
 void Trainer::log_memory_report() {
@@ -529,6 +553,9 @@ void Trainer::log_step(std::int64_t step, const StepResult& r, double elapsed) {
       .add("lr", r.lr)
       .add("grad_norm", r.grad_norm)
       .add("tokens_per_s", tokens_per_s)
+      .add("model_flops", r.flops.model)
+      .add("model_tflops_per_s", r.flops.model / r.seconds / 1e12)
+      .add("hardware_tflops_per_s", r.flops.hardware / r.seconds / 1e12)
       .add("step_time_s", r.seconds)
       .add("elapsed_s", elapsed);
   for (std::size_t c = 0; c < kNumMemCategories; ++c) {
@@ -571,14 +598,17 @@ std::vector<StepResult> Trainer::run() {
       log_eval(done, evaluate());
     }
   }
-  double tokens = 0.0, seconds = 0.0;
+  double tokens = 0.0, seconds = 0.0, model_flops = 0.0;
   for (const auto& r : results) {
     tokens += static_cast<double>(r.tokens);
     seconds += r.seconds;
+    model_flops += r.flops.model;
   }
-  log_->info("done: {} steps in {}, {:.0f} tok/s on average, final loss {:.4f}", results.size(),
-             format_duration(seconds_since(t0)), seconds > 0 ? tokens / seconds : 0.0,
-             results.empty() ? 0.0 : results.back().loss);
+  log_->info(
+      "done: {} steps in {}, {:.0f} tok/s and {:.3f} model TFLOP/s on average, final loss {:.4f}",
+      results.size(), format_duration(seconds_since(t0)), seconds > 0 ? tokens / seconds : 0.0,
+      seconds > 0 ? model_flops / seconds / 1e12 : 0.0,
+      results.empty() ? 0.0 : results.back().loss);
   return results;
 }
 

@@ -7,6 +7,7 @@
 #include <span>
 #include <vector>
 
+#include "layers/flops.h"
 #include "layers/model.h"
 #include "optim/adamw.h"
 #include "optim/lr_schedule.h"
@@ -36,6 +37,7 @@ struct StepResult {
   std::int64_t tokens = 0;
   double seconds = 0.0;
   bool skipped = false;  // the gradient was not finite and the optimizer did not step
+  StepFlops flops;       // of the whole job's step (layers/flops.h)
 };
 
 // A micro-batch as this rank holds it, with the ring layout when context parallel.
@@ -84,6 +86,8 @@ class Trainer {
   void shard_weights();
   void gather_weights(std::size_t group);
   void log_memory_report();
+  // The lengths of the documents in each sequence of `b` (doc-id runs), appended.
+  static void append_document_lengths(const Batch& b, std::vector<std::int64_t>& lengths);
   double grad_norm();
   // This rank's part of a batch of whole sequences (its zigzag chunks under context parallel).
   LocalBatch localize(Batch full) const;
@@ -99,6 +103,7 @@ class Trainer {
   std::unique_ptr<Model> model_;
   std::unique_ptr<AdamW> optimizer_;
   ZeroSharding zero_;
+  std::vector<Recompute> recompute_policies_;
   std::vector<Tensor> grad_shards_;   // ZeRO stage 2: this rank's reduced gradient shards
   std::vector<Tensor> value_shards_;  // ZeRO stage 3: this rank's compute-weight shards
   std::vector<std::unique_ptr<CommHandle>> prefetch_;  // stage 3: gathers in flight, per group

@@ -68,7 +68,8 @@ logging: {dir: "", level: warn}
 
 struct RunResult {
   std::vector<double> losses;
-  std::vector<double> grad_norms;  // before clipping, per step
+  std::vector<double> grad_norms;   // before clipping, per step
+  std::vector<double> model_flops;  // of the whole job's step
   // Every parameter this rank holds, as f64, with its spec (a tensor-parallel rank holds a slice
   // of the global tensor: spec.global_index maps it).
   std::vector<std::pair<ParamSpec, std::vector<double>>> params;
@@ -80,6 +81,7 @@ RunResult train(const Config& config, const ProcessInfo& process) {
   for (const auto& s : trainer.run()) {
     r.losses.push_back(s.loss);
     r.grad_norms.push_back(s.grad_norm);
+    r.model_flops.push_back(s.flops.model);
   }
   trainer.gather_all_weights();  // ZeRO stage 3 holds only shards between uses
   for (const auto& g : trainer.model().groups()) {
@@ -106,6 +108,8 @@ void expect_close(const RunResult& serial, const RunResult& parallel, double los
   for (std::size_t i = 0; i < serial.losses.size(); ++i) {
     EXPECT_NEAR(parallel.losses[i], serial.losses[i], loss_tol * std::abs(serial.losses[i]))
         << "step " << i;
+    // The job's FLOPs are the same whatever the layout (each dp replica counts its sequences).
+    EXPECT_DOUBLE_EQ(parallel.model_flops[i], serial.model_flops[i]) << "step " << i;
   }
   ASSERT_EQ(serial.params.size(), parallel.params.size());
   // Per tensor: the relative L2 error ||parallel - serial|| / ||serial|| (over the slice this
