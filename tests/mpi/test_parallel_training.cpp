@@ -18,6 +18,7 @@
 #include "parallel/mpi_communicator.h"
 #include "parallel/runtime.h"
 #include "tests/mpi/mpi_test_main.h"
+#include "trainer/memory_model.h"
 #include "trainer/trainer.h"
 
 namespace lt {
@@ -324,6 +325,17 @@ TEST_P(ZeroStages, ModelStateIsShardedOverTheReplicas) {
     trainer.train_step(0);
     m.grads_peak = mem.snapshot().peak_of(MemCategory::grads) - grads_before;
     m.weights_peak = mem.snapshot().peak_of(MemCategory::weights) - weights_before;
+    // The memory model predicts these peaks from the config alone.
+    const MemoryPrediction predicted = predict_memory(config);
+    EXPECT_EQ(predicted.of(MemCategory::weights), m.weights_peak) << "stage " << stage;
+    EXPECT_EQ(predicted.of(MemCategory::grads), m.grads_peak) << "stage " << stage;
+    EXPECT_EQ(predicted.of(MemCategory::optimizer), m.optimizer) << "stage " << stage;
+    if (predicted.activations_predicted) {
+      EXPECT_EQ(predicted.of(MemCategory::activations),
+                mem.snapshot().peak_of(MemCategory::activations) -
+                    before.current_of(MemCategory::activations))
+          << "stage " << stage;
+    }
     for (const auto& g : trainer.model().groups()) {
       m.padded += g.padded_numel();
       m.largest_group = std::max(m.largest_group, g.padded_numel());
