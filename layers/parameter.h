@@ -75,7 +75,6 @@ class ParameterGroup {
   // back a zeroed one. Gradients are allocated after construction.
   void release_grads();
   void allocate_grads();
-  bool has_grads() const { return grads_.defined(); }
   // ZeRO stage 3 the same for the compute weights: between uses only this rank's shard exists
   // (held by the trainer); allocate_values() gives an uninitialized buffer to gather into.
   void release_values();

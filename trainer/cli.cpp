@@ -9,6 +9,7 @@
 #include "parallel/mpi_communicator.h"
 #include "parallel/runtime.h"
 #include "trainer/config.h"
+#include "trainer/format.h"
 #include "trainer/trainer.h"
 
 namespace lt {
@@ -76,12 +77,8 @@ int command_params(const Options& o) {
     throw UsageError("params needs --hf-config FILE or --config FILE");
   }
   const std::int64_t total = count_parameters(m);
-  std::string digits = std::to_string(total), grouped;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i && (digits.size() - i) % 3 == 0) grouped += ',';
-    grouped += digits[i];
-  }
-  fmt::print("parameters: {} ({:.3f} B)\n", grouped, static_cast<double>(total) / 1e9);
+  fmt::print("parameters: {} ({:.3f} B)\n", group_thousands(total),
+             static_cast<double>(total) / 1e9);
   fmt::print("  embedding {}, per layer {} x {} layers, final norm {}, lm head {}\n",
              m.vocab * m.dim, count_block_parameters(m), m.layers, m.dim,
              m.tie_embeddings ? std::string("tied") : std::to_string(m.vocab * m.dim));

@@ -2,16 +2,14 @@
 
 #include <fmt/format.h>
 
+#include "trainer/format.h"
+
 namespace lt {
 namespace {
 
 std::string bytes_and_mib(std::int64_t bytes) {
-  std::string digits = std::to_string(bytes), grouped;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i && (digits.size() - i) % 3 == 0) grouped += ',';
-    grouped += digits[i];
-  }
-  return fmt::format("{:>14} ({:>8.1f} MiB)", grouped, static_cast<double>(bytes) / 1048576.0);
+  return fmt::format("{:>14} ({:>8.1f} MiB)", group_thousands(bytes),
+                     static_cast<double>(bytes) / 1048576.0);
 }
 
 }  // namespace

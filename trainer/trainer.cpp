@@ -15,6 +15,7 @@
 #include "optim/grad_clip.h"
 #include "parallel/self_communicator.h"
 #include "parallel/zigzag.h"
+#include "trainer/format.h"
 #include "trainer/memory_report.h"
 
 namespace lt {
@@ -34,15 +35,6 @@ std::string format_duration(double seconds) {
 
 std::string format_mib(std::int64_t bytes) {
   return fmt::format("{:.1f}", static_cast<double>(bytes) / (1024.0 * 1024.0));
-}
-
-std::string format_count(std::int64_t n) {
-  std::string digits = std::to_string(n), out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
 }
 
 std::shared_ptr<spdlog::logger> make_logger(const Config& config, int rank) {
@@ -188,7 +180,7 @@ void Trainer::log_startup() {
   const ModelConfig& m = config_.model;
   log_->info(
       "longtrain: {} parameters ({} layers, dim {}, {} heads / {} KV heads, ffn {}, vocab {})",
-      format_count(count_parameters(m)), m.layers, m.dim, m.heads, m.kv_heads, m.ffn, m.vocab);
+      group_thousands(count_parameters(m)), m.layers, m.dim, m.heads, m.kv_heads, m.ffn, m.vocab);
   log_->info("data: {}", data_->describe());
   if (length_warmup_->enabled()) {
     log_->info(
