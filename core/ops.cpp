@@ -23,6 +23,14 @@ int num_threads() {
   return cpu::num_threads();
 }
 
+bool cpu_bf16_gemm_is_native() {
+#ifdef LT_HAVE_SBGEMM
+  return true;
+#else
+  return false;
+#endif
+}
+
 void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& c,
             double alpha, double beta) {
   require_cpu(a, "matmul");

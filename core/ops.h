@@ -19,6 +19,10 @@ int num_threads();
 // dtype; C has it too, or is f32 when A and B are bf16 (fp32 accumulation, e.g. into gradients).
 void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& c,
             double alpha = 1.0, double beta = 0.0);
+// Whether the CPU BLAS multiplies bf16 natively. When it does not (Debian's OpenBLAS has no
+// cblas_sbgemm), every bf16 matmul widens both operands to fp32 copies in workspace for the
+// duration of the call; the memory model accounts for them.
+bool cpu_bf16_gemm_is_native();
 
 // dst = src with dtype conversion (f32, bf16, f64); 2D strided views allowed.
 void copy(const Tensor& src, const Tensor& dst);

@@ -46,9 +46,10 @@ double LmHeadLoss::vocab_parallel_chunk(const Tensor& logits, std::span<const st
 
 std::int64_t LmHeadLoss::chunk_rows(std::int64_t rows) const {
   if (chunk_rows_ > 0) return std::min(rows, chunk_rows_);
-  // About 4 MiB of fp32 logits per chunk (at least 16 rows), and never more than a quarter of
-  // the rows: the logits of all tokens never exist at once.
-  const std::int64_t vocab = weight_.value.dim(0);
+  return default_logit_chunk_rows(rows, weight_.value.dim(0));
+}
+
+std::int64_t default_logit_chunk_rows(std::int64_t rows, std::int64_t vocab) {
   const std::int64_t by_size = std::max<std::int64_t>(16, (std::int64_t{1} << 20) / vocab);
   return std::max<std::int64_t>(1, std::min(by_size, (rows + 3) / 4));
 }

@@ -17,6 +17,11 @@ struct LossSums {
   std::int64_t correct = 0;  // weighted tokens whose argmax equals the target
 };
 
+// Rows per chunk by default for `rows` tokens over `vocab` logit columns: about 4 MiB of fp32
+// logits (at least 16 rows), and never more than a quarter of the rows, so the logits of all
+// tokens never exist at once.
+std::int64_t default_logit_chunk_rows(std::int64_t rows, std::int64_t vocab);
+
 class LmHeadLoss {
  public:
   // `weight` is [vocab, dim] (the embedding table when tied). chunk_rows 0: automatic. Under

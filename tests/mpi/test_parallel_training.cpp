@@ -330,12 +330,6 @@ TEST_P(ZeroStages, ModelStateIsShardedOverTheReplicas) {
     EXPECT_EQ(predicted.of(MemCategory::weights), m.weights_peak) << "stage " << stage;
     EXPECT_EQ(predicted.of(MemCategory::grads), m.grads_peak) << "stage " << stage;
     EXPECT_EQ(predicted.of(MemCategory::optimizer), m.optimizer) << "stage " << stage;
-    if (predicted.activations_predicted) {
-      EXPECT_EQ(predicted.of(MemCategory::activations),
-                mem.snapshot().peak_of(MemCategory::activations) -
-                    before.current_of(MemCategory::activations))
-          << "stage " << stage;
-    }
     for (const auto& g : trainer.model().groups()) {
       m.padded += g.padded_numel();
       m.largest_group = std::max(m.largest_group, g.padded_numel());
@@ -367,6 +361,68 @@ TEST_P(ZeroStages, ModelStateIsShardedOverTheReplicas) {
       EXPECT_GT(z.weights_peak, z.weights);
       EXPECT_LE(z.weights_peak, z.weights + 2 * z.largest_group * weight_bytes);
     }
+  }
+  std::filesystem::remove(tokens);
+}
+
+// The memory model against the allocator on this layout: a grid of ZeRO stages, recompute
+// policies and precisions (the ctest entries add tp with and without sequence parallelism, cp
+// and dp). Every category's predicted peak, and the peak of their sum, must equal what one
+// training step measures on this rank, to the byte (the issue asks for 3%; the model replays
+// the allocations exactly, so any difference is a change the model has not followed). The
+// table is printed on rank 0.
+TEST(MemoryModel, PredictsEveryCategoryExactlyOnThisLayout) {
+  const std::string tokens = write_token_file();
+  const int world = g_runtime->world_size();
+  const int dp = g_dp > 0 ? g_dp : world / (g_cp * g_tp);
+  const std::vector<std::vector<std::string>> grid = {
+      {"parallel.zero_stage=0", "train.recompute=none", "precision=fp32"},
+      {"parallel.zero_stage=1", "train.recompute=selective", "precision=fp32"},
+      {"parallel.zero_stage=2", "train.recompute=full", "precision=fp32"},
+      {"parallel.zero_stage=3", "train.recompute=none", "precision=fp32"},
+      {"parallel.zero_stage=3", "train.recompute=[full,none]", "precision=fp32"},
+      {"parallel.zero_stage=2", "train.recompute=selective", "precision=bf16"},
+      {"parallel.zero_stage=0", "train.recompute=full", "precision=bf16"},
+  };
+  std::string table;
+  for (const auto& point : grid) {
+    std::vector<std::string> overrides = point;
+    std::string name;
+    for (const auto& o : point) name += o + " ";
+    SCOPED_TRACE(name);
+    for (const std::string& axis :
+         {"parallel.dp=" + std::to_string(dp), "parallel.cp=" + std::to_string(g_cp),
+          "parallel.tp=" + std::to_string(g_tp), std::string("model.dim=64"),
+          std::string("model.ffn=160"), std::string("data.seq_len=96"),
+          std::string("parallel.sequence_parallel=") + (g_sp ? "true" : "false")}) {
+      overrides.push_back(axis);
+    }
+    const Config config = parse_config(config_text(tokens), "parallel_test.yaml", overrides);
+    const MemoryPrediction predicted = predict_memory(config);
+    MemoryTracker& mem = MemoryTracker::for_device(Device::cpu);
+    const MemorySnapshot before = mem.snapshot();
+    Trainer trainer(config, ProcessInfo{g_runtime->rank(), world, g_runtime->local_size(),
+                                        [](const std::string& n, const std::vector<int>& r) {
+                                          return make_mpi_communicator(n, r, 60.0);
+                                        }});
+    mem.reset_peaks();
+    trainer.train_step(0);
+    const MemorySnapshot after = mem.snapshot();
+    auto check = [&](const std::string& what, std::int64_t want, std::int64_t got) {
+      EXPECT_EQ(want, got) << what << ": predicted " << want << ", measured " << got;
+      table += " " + what + " " + std::to_string(want) + "/" + std::to_string(got);
+    };
+    table += "\n  " + name + ":";
+    for (std::size_t i = 0; i < kNumMemCategories; ++i) {
+      const auto c = static_cast<MemCategory>(i);
+      check(std::string(category_name(c)), predicted.of(c),
+            after.peak_of(c) - before.current_of(c));
+    }
+    check("total", predicted.total, after.peak_total - before.current_total);
+  }
+  if (g_runtime->rank() == 0) {
+    std::printf("memory model, predicted/measured bytes on rank 0 (dp %d, cp %d, tp %d%s):%s\n", dp,
+                g_cp, g_tp, g_tp > 1 && !g_sp ? ", no SP" : "", table.c_str());
   }
   std::filesystem::remove(tokens);
 }
