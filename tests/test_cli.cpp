@@ -111,6 +111,7 @@ precision: fp32
   ASSERT_EQ(r.code, 0) << r.output;
   ASSERT_NE(r.output.find("memory after the first step, rank 0 of 1"), std::string::npos)
       << r.output;
+  EXPECT_NE(r.output.find("predicted peak"), std::string::npos) << r.output;
   std::ifstream metrics(dir / "metrics.jsonl");
   std::string line, first_train;
   while (std::getline(metrics, line)) {

@@ -16,6 +16,7 @@
 #include "parallel/self_communicator.h"
 #include "parallel/zigzag.h"
 #include "trainer/format.h"
+#include "trainer/memory_model.h"
 #include "trainer/memory_report.h"
 
 namespace lt {
@@ -62,8 +63,9 @@ void check_supported(const Config& c) {
   const std::string origin = c.source_file.empty() ? "config" : c.source_file;
   if (c.parallel.mode == "auto") {
     throw ConfigError(origin +
-                      ": parallel.mode 'auto' needs the planner, which is not implemented yet; "
-                      "use 'manual' with parallel.dp / parallel.cp");
+                      ": parallel.mode 'auto' is resolved by `longtrain train`, which runs the "
+                      "planner for the job's ranks; a Trainer needs the resolved layout (mode "
+                      "'manual'; see resolve_auto_layout in trainer/auto_layout.h)");
   }
   if (c.parallel.cp > 1 && c.data.seq_len % (2 * c.parallel.cp) != 0) {
     throw ConfigError(origin + ": data.seq_len " + std::to_string(c.data.seq_len) +
@@ -334,7 +336,10 @@ void Trainer::log_memory_report() {
     most.peak[c] = static_cast<std::int64_t>(peaks[c]);
   }
   most.peak_total = static_cast<std::int64_t>(peaks.back());
-  const std::string table = format_memory_report(mine, most, process_.rank, process_.world_size);
+  Config as_run = config_;
+  as_run.train.threads = num_threads();  // the attention kernel's scratch is per thread
+  const std::string table =
+      format_memory_report(mine, most, predict_memory(as_run), process_.rank, process_.world_size);
   // The console gets rank 0's table (with the maxima); every rank log gets its own.
   log_->info("{}", table);
 }
