@@ -46,6 +46,14 @@ class AdamW {
   void step(double lr, double grad_scale, std::span<const Tensor> grad_shards = {},
             std::span<const Tensor> value_shards = {});
   std::int64_t steps_taken() const { return steps_; }
+  // Restores the step count a checkpoint recorded (Adam's bias correction depends on it).
+  void set_steps_taken(std::int64_t steps) { steps_ = steps; }
+  // This rank's state of group `group` over owned(group), as flat tensors: the fp32 master
+  // weights (undefined when the compute weights are the master, i.e. in fp32 runs) and the two
+  // moments. Checkpoints read and write them in place.
+  const Tensor& master(std::size_t group) const { return state_[group].master; }
+  const Tensor& first_moment(std::size_t group) const { return state_[group].m; }
+  const Tensor& second_moment(std::size_t group) const { return state_[group].v; }
   bool decays(const ParamSpec& spec) const;
   // The range of group `group`'s flat buffers this rank updates (all of it when unsharded).
   FlatRange owned(std::size_t group) const { return state_[group].owned; }
