@@ -137,4 +137,72 @@ precision: fp32
   std::filesystem::remove_all(dir);
 }
 
+// ---- plan ----
+
+const std::string kLlama3 = std::string(LT_SOURCE_DIR) + "/configs/llama3-8b-128k.yaml";
+
+void expect_all(const Result& r, std::initializer_list<const char*> parts) {
+  for (const char* part : parts) {
+    EXPECT_NE(r.output.find(part), std::string::npos) << "\"" << part << "\" not in:\n" << r.output;
+  }
+}
+
+TEST(Cli, ParamsOfTheLlama3ConfigAreThePublishedCount) {
+  const Result r = run("params --config " + kLlama3);
+  EXPECT_EQ(r.code, 0) << r.output;
+  expect_all(r, {"8,030,261,248"});
+}
+
+// The chosen layout, its memory per category against the budget, the step time split into
+// compute and communication, MFU, and the runners-up with why they lost.
+TEST(Cli, PlanPrintsTheLayoutMemoryTableStepTimeAndRunnersUp) {
+  const Result r = run("plan --config " + kLlama3);
+  EXPECT_EQ(r.code, 0) << r.output;
+  expect_all(r, {"1 node x 8 GPUs, 80.00 GiB each", "budget: 72.00 GiB per GPU", "chosen: tp ",
+                 "weights", "grads", "optimizer", "activations", "workspace", "communication",
+                 "of a 72.00 GiB budget", "step time", "exposed communication", "tokens/s", "MFU",
+                 "why not less:", "runners-up", "% slower", "GiB over the budget"});
+}
+
+TEST(Cli, PlanOfASmallModelIsPureDataParallel) {
+  const auto cfg = temp_file("cli_plan_small.yaml", R"(
+model: {dim: 256, layers: 6, heads: 8, kv_heads: 8, ffn: 768, vocab: 8192}
+data: {seq_len: 1024}
+train: {global_batch: 64, micro_batch: 8}
+precision: bf16
+)");
+  const Result r = run("plan --config " + cfg.string());
+  EXPECT_EQ(r.code, 0) << r.output;
+  expect_all(r, {"chosen: tp 1 cp 1 dp 8 zero 0 "});
+}
+
+// Exit 3 when nothing fits, with the shortfall and the levers.
+TEST(Cli, PlanExitsThreeWithTheShortfallWhenNothingFits) {
+  const Result r =
+      run("plan --config " + kLlama3 + " --nodes 1 --gpus-per-node 1 --gpu-mem 16GiB --top 2");
+  EXPECT_EQ(r.code, 3) << r.output;
+  expect_all(r, {"does not fit: no layout of 1 GPU fits in 14.40 GiB per GPU", "GiB missing",
+                 "levers, the most helpful first:", "more GPUs: fits on",
+                 "more memory per GPU: GPUs of at least"});
+}
+
+TEST(Cli, PlanRefusesBadFlagValuesAndMissingArguments) {
+  for (const char* args : {"--gpu-mem 80XB", "--gpu-mem 0", "--nodes 0", "--nodes two",
+                           "--margin 1.5", "--tflops -1", "--top -1", "--intra-gbps fast"}) {
+    const Result r = run("plan --config " + kLlama3 + " " + args);
+    EXPECT_EQ(r.code, 2) << args << ": " << r.output;
+    const std::string flag = std::string(args).substr(0, std::string(args).find(' '));
+    const std::string value = std::string(args).substr(flag.size() + 1);
+    EXPECT_NE(r.output.find("invalid value '" + value + "' for " + flag), std::string::npos)
+        << r.output;
+  }
+  const Result size = run("plan --config " + kLlama3 + " --gpu-mem 80XB");
+  expect_all(size, {"80GiB, 80GB"});
+  EXPECT_EQ(run("plan").code, 2);
+  EXPECT_EQ(run("plan --config " + kLlama3 + " --gpus").code, 2);
+  EXPECT_EQ(run("plan --config " + kLlama3 + " --nodes").code, 2);
+  EXPECT_EQ(run("params --config " + kLlama3 + " --nodes 2").code, 2);
+  EXPECT_EQ(run("plan --config " + kLlama3 + " --set model.kv_heads=7").code, 2);
+}
+
 }  // namespace

@@ -660,6 +660,14 @@ TEST(ConfigErrors, CrossFieldRules) {
   expect_contains(error_of("parallel: {tp: 3}"), {"parallel.tp", "a divisor of model.heads"});
   expect_contains(error_of("data: {seq_len: 100}\nparallel: {cp: 8}"),
                   {"data.seq_len", "a multiple of 2 x parallel.cp (16)"});
+  expect_contains(error_of("data: {seq_len: 6}\ntrain: {global_batch: 1, micro_batch: 1}\n"
+                           "parallel: {tp: 4}"),
+                  {"invalid value '4' for parallel.tp",
+                   "a divisor of the 6 tokens of a micro-batch per cp rank"});
+  EXPECT_NO_THROW(
+      parse_config("data: {seq_len: 6}\ntrain: {global_batch: 1, micro_batch: 1}\n"
+                   "parallel: {tp: 4, sequence_parallel: false}",
+                   "exp.yaml"));
   expect_contains(
       error_of("model: {rope_scaling: {type: llama3, low_freq_factor: 4, high_freq_factor: 4}}"),
       {"model.rope_scaling.high_freq_factor", "more than model.rope_scaling.low_freq_factor"});

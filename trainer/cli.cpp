@@ -2,31 +2,49 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <exception>
+#include <numeric>
 #include <optional>
+#include <stdexcept>
 
 #include "parallel/mpi_communicator.h"
 #include "parallel/runtime.h"
+#include "trainer/auto_layout.h"
 #include "trainer/config.h"
 #include "trainer/format.h"
+#include "trainer/plan_flags.h"
+#include "trainer/plan_report.h"
+#include "trainer/planner.h"
 #include "trainer/trainer.h"
 
 namespace lt {
 namespace {
 
-constexpr const char* kUsage = R"(usage: longtrain <command> [options]
+std::string usage() {
+  return std::string(R"(usage: longtrain <command> [options]
 
 commands:
   train --config FILE [--set section.key=value ...] [--memory-report]
         train the model the config describes (under mpirun for several ranks);
-        --memory-report prints bytes per memory category after the first step
-  params (--hf-config config.json | --config FILE [--set ...])
+        --memory-report prints bytes per memory category after the first step;
+        with parallel.mode auto the planner chooses the layout for the job's ranks
+  plan --config FILE [--set ...] [cluster options]
+        choose tp, cp, dp, ZeRO stage, micro-batch and recompute for a GPU cluster:
+        the layout, its memory per category, step time and MFU, and the runners-up;
+        exit 3 when no layout fits (with the shortfall and what would help)
+)") + plan_flags_usage() +
+         R"(  params (--hf-config config.json | --config FILE [--set ...])
         print the exact parameter count without allocating the model
   config-reference
         print every config key with its type, default and meaning (Markdown)
   help  this text
 )";
+}
+
+// Exit code of `plan` when no layout fits.
+constexpr int kNoPlanFits = 3;
 
 class UsageError : public std::runtime_error {
  public:
@@ -38,6 +56,7 @@ struct Options {
   std::optional<std::string> config;
   std::optional<std::string> hf_config;
   std::vector<std::string> overrides;
+  std::vector<std::pair<std::string, std::string>> plan_flags;  // plan: (--flag, value)
 };
 
 Options parse_args(const std::vector<std::string>& args) {
@@ -60,6 +79,8 @@ Options parse_args(const std::vector<std::string>& args) {
       o.overrides.push_back(a.substr(6));
     } else if (a == "--memory-report" && o.command == "train") {
       o.overrides.push_back("logging.memory_report=true");
+    } else if (o.command == "plan" && is_plan_flag(a)) {
+      o.plan_flags.emplace_back(a, value());
     } else {
       throw UsageError("unknown option '" + a + "' for '" + o.command + "'");
     }
@@ -85,6 +106,58 @@ int command_params(const Options& o) {
   return 0;
 }
 
+int command_plan(const Options& o) {
+  if (!o.config) throw UsageError("plan needs --config FILE");
+  const Config config = load_config(*o.config, o.overrides);
+  PlanSettings settings;
+  for (const auto& [flag, value] : o.plan_flags) {
+    try {
+      apply_plan_flag(settings, flag, value);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(e.what());
+    }
+  }
+  const Plan plan = plan_layouts(config, settings.cluster, settings.margin);
+  if (!plan.fits()) {
+    fmt::print("{}", format_no_fit(config, plan, levers_for(config, plan)));
+    return kNoPlanFits;
+  }
+  fmt::print("{}", format_plan(config, plan, settings.top));
+  return 0;
+}
+
+// The smallest of each rank's `values` (the same on every rank), so that every rank plans
+// from the same figures.
+std::vector<double> minimum_over_ranks(std::vector<double> values, const ProcessInfo& process) {
+  if (process.world_size == 1) return values;
+  std::vector<int> ranks(static_cast<std::size_t>(process.world_size));
+  std::iota(ranks.begin(), ranks.end(), 0);
+  const std::unique_ptr<Communicator> world = process.communicators("planner", ranks);
+  Tensor t = Tensor::empty(Shape{static_cast<std::int64_t>(values.size())}, DType::f64,
+                           MemCategory::communication);
+  std::transform(values.begin(), values.end(), t.data<double>(), [](double v) { return -v; });
+  world->all_reduce(t, ReduceOp::max);
+  std::transform(t.data<double>(), t.data<double>() + values.size(), values.begin(),
+                 [](double v) { return -v; });
+  return values;
+}
+
+// parallel.mode auto: the planner's layout for this job's ranks, logged by rank 0.
+Config resolve_layout(const Config& config, const ProcessInfo& process) {
+  const std::vector<double> agreed =
+      minimum_over_ranks({static_cast<double>(auto_memory_per_rank(config, process.local_size)),
+                          static_cast<double>(process.local_size)},
+                         process);
+  AutoLayout chosen =
+      resolve_auto_layout(config, process.world_size, static_cast<std::int64_t>(agreed[1]),
+                          static_cast<std::int64_t>(agreed[0]));
+  if (process.rank == 0) {
+    fmt::print("{}\n", chosen.message);
+    std::fflush(stdout);  // before the trainer's log lines, which go through spdlog
+  }
+  return std::move(chosen.config);
+}
+
 int command_train(const Options& o, int* argc, char*** argv) {
   if (!o.config) throw UsageError("train needs --config FILE");
   Config config = load_config(*o.config, o.overrides);
@@ -96,6 +169,7 @@ int command_train(const Options& o, int* argc, char*** argv) {
       return make_mpi_communicator(name, ranks, timeout);
     };
   }
+  if (config.parallel.mode == "auto") config = resolve_layout(config, process);
   Trainer trainer(std::move(config), process);
   trainer.run();
   return 0;
@@ -108,17 +182,18 @@ int run_cli(const std::vector<std::string>& args, int* argc, char*** argv) {
     const Options o = parse_args(args);
     if (o.command == "train") return command_train(o, argc, argv);
     if (o.command == "params") return command_params(o);
+    if (o.command == "plan") return command_plan(o);
     if (o.command == "config-reference") {
       fmt::print("{}", config_reference_markdown());
       return 0;
     }
     if (o.command == "help" || o.command == "--help" || o.command == "-h") {
-      fmt::print("{}", kUsage);
+      fmt::print("{}", usage());
       return 0;
     }
     throw UsageError("unknown command '" + o.command + "'");
   } catch (const UsageError& e) {
-    fmt::print(stderr, "error: {}\n\n{}", e.what(), kUsage);
+    fmt::print(stderr, "error: {}\n\n{}", e.what(), usage());
     return 2;
   } catch (const ConfigError& e) {
     fmt::print(stderr, "error: {}\n", e.what());

@@ -87,6 +87,7 @@ struct ParallelConfig {
   std::int64_t zero_stage = 0;
   bool sequence_parallel = true;
   double timeout_s = 300.0;
+  double memory_per_rank_gib = 0.0;  // auto mode: 0 = MemAvailable / ranks on the node
 };
 
 struct CheckpointConfig {

@@ -193,7 +193,8 @@ std::vector<KeySpec> parallel_keys() {
   return {
       {"parallel.mode",
        parallel_f<&P::mode>,
-       "manual: use tp/cp/dp as given; auto: planner",
+       "manual: use tp/cp/dp, zero_stage, train.micro_batch and train.recompute as given; auto: "
+       "`longtrain train` runs the planner for the job's ranks and uses its choice",
        {},
        {"manual", "auto"}},
       {"parallel.tp", parallel_f<&P::tp>, "Tensor-parallel ranks", at_least(1)},
@@ -204,6 +205,10 @@ std::vector<KeySpec> parallel_keys() {
       {"parallel.sequence_parallel", parallel_f<&P::sequence_parallel>,
        "With tp > 1: shard norms and the residual stream over the tp group by tokens"},
       {"parallel.timeout_s", parallel_f<&P::timeout_s>, "Collective timeout in seconds", above(0)},
+      {"parallel.memory_per_rank_gib", parallel_f<&P::memory_per_rank_gib>,
+       "auto mode: memory the planner may plan for on each rank, in GiB, before its 10% margin; "
+       "0: the node's available memory (MemAvailable) divided by its ranks",
+       at_least(0)},
   };
 }
 
@@ -336,6 +341,20 @@ std::optional<Violation> tp_divides_model(const Config& c) {
   return std::nullopt;
 }
 
+// Sequence parallelism splits the tokens a rank holds of a micro-batch over the tp group.
+std::optional<Violation> tp_divides_sequence_shard(const Config& c) {
+  const ParallelConfig& p = c.parallel;
+  if (p.mode != "manual" || p.tp == 1 || !p.sequence_parallel) return std::nullopt;
+  const std::int64_t tokens = c.train.micro_batch * c.data.seq_len / p.cp;
+  if (tokens % p.tp == 0) return std::nullopt;
+  return Violation{"parallel.tp",
+                   "a divisor of the " + num(tokens) +
+                       " tokens of a micro-batch per cp rank (train.micro_batch x data.seq_len / "
+                       "parallel.cp) with sequence parallelism, or set "
+                       "parallel.sequence_parallel: false",
+                   "train.micro_batch"};
+}
+
 // Zigzag context parallelism cuts the sequence into 2 * cp equal chunks.
 std::optional<Violation> cp_divides_sequence(const Config& c) {
   const std::int64_t cp = c.parallel.cp;
@@ -383,6 +402,9 @@ const std::vector<CrossRule>& rules() {
        tp_divides_model},
       {"manual mode with `parallel.cp` > 1: `2 x cp` divides `data.seq_len` (zigzag chunks)",
        cp_divides_sequence},
+      {"manual mode with `parallel.tp` > 1 and `parallel.sequence_parallel`: `tp` divides "
+       "`train.micro_batch x data.seq_len / parallel.cp`",
+       tp_divides_sequence_shard},
       {"a `train.recompute` list has one entry per layer (`model.layers` entries)",
        recompute_list_covers_layers},
       {"`optim.min_lr` <= `optim.lr`", min_lr_below_lr},

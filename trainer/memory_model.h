@@ -22,7 +22,6 @@ struct MemoryPrediction {
   // The peak of the sum of all categories (at most the sum of the per-category peaks, which
   // do not all happen at the same moment).
   std::int64_t total = 0;
-  bool activations_predicted = true;  // always, now: kept only while the planner still reads it
 
   std::int64_t of(MemCategory c) const { return peak[static_cast<std::size_t>(c)]; }
 };
