@@ -8,6 +8,7 @@ packages=(
   libgtest-dev googletest
   libopenblas-dev
   libopenmpi-dev openmpi-bin
+  clang libclang-rt-dev  # libFuzzer and sanitizers for tests/fuzz
 )
 
 missing=()
