@@ -202,6 +202,23 @@ TEST(Config, FullConfigParsesToExpectedValues) {
   EXPECT_EQ(c.logging.level, "debug");
 }
 
+TEST(Config, ToYamlReadsBackToTheSameConfig) {
+  const Config original = parse_config(
+      "model: {dim: 96, layers: 3, heads: 4, kv_heads: 2, ffn: 160, vocab: 300, qkv_bias: true,\n"
+      "        rope_scaling: {type: llama3, factor: 8}}\n"
+      "data: {source: text, path: 'weird: name #1.txt', seq_len: 128}\n"
+      "train: {recompute: [full, selective, none], seed: 18446744073709551615}\n"
+      "optim: {betas: [0.8, 0.99], lr: 3.0e-4}\nprecision: fp32\n",
+      "original.yaml");
+  const Config again = parse_config(config_to_yaml(original), "again.yaml");
+  EXPECT_EQ(config_to_yaml(again), config_to_yaml(original));
+  EXPECT_EQ(again.data.path, "weird: name #1.txt");
+  EXPECT_EQ(again.train.recompute, original.train.recompute);
+  EXPECT_EQ(again.train.seed, original.train.seed);
+  EXPECT_EQ(again.model.rope_scaling.factor, 8.0);
+  EXPECT_EQ(again.optim.betas, original.optim.betas);
+}
+
 TEST(Config, LargeSeedsKeepAllSixtyFourBits) {
   const Config c = parse_config("train: {seed: 18446744073709551615}", "exp.yaml");
   EXPECT_EQ(c.train.seed, 18446744073709551615ull);

@@ -130,6 +130,10 @@ Config parse_config(const std::string& yaml_text, const std::string& origin,
 // Reads a HuggingFace config.json (Llama, Mistral, Qwen2). Throws ConfigError.
 ModelConfig load_hf_model_config(const std::string& path);
 
+// The config as a YAML document that parse_config reads back to the same Config: every key,
+// the model's shape included (model.hf_config is resolved, not referenced). Checkpoints keep it.
+std::string config_to_yaml(const Config& config);
+
 // The YAML reference: every key, its type, default and meaning, as Markdown.
 std::string config_reference_markdown();
 

@@ -1,6 +1,7 @@
 #include "trainer/tensor_slice.h"
 
 #include <algorithm>
+#include <sstream>
 #include <utility>
 
 #include "core/error.h"
@@ -45,8 +46,9 @@ void for_each_run(const TensorSlice& s, Index row_lo, Index row_hi, Visit&& visi
 }
 
 void check_same_tensor(const TensorSlice& target, const TensorSlice& piece) {
-  LT_CHECK(piece.global_shape == target.global_shape,
-           "a saved piece of the tensor has another global shape than the one being loaded");
+  if (piece.global_shape != target.global_shape) {
+    throw Error("the saved tensor's global shape differs from the model's (another model?)");
+  }
   LT_CHECK(piece.flat_begin >= 0 && piece.flat_begin <= piece.flat_end &&
                piece.flat_end <= piece.rows() * piece.cols(),
            "a saved piece's flat range [" << piece.flat_begin << ", " << piece.flat_end
