@@ -91,9 +91,10 @@ struct ParallelConfig {
 };
 
 struct CheckpointConfig {
-  std::string dir = "checkpoints";
-  std::int64_t every = 0;  // 0: only at the end
+  std::string dir;         // empty: no checkpoints
+  std::int64_t every = 0;  // 0: only at the end (and when a stop signal arrives)
   std::int64_t keep = 3;
+  std::string resume;  // "" | "auto" | a checkpoint directory (step_N or a root)
 };
 
 struct LoggingConfig {

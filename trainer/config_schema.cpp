@@ -217,10 +217,13 @@ std::vector<KeySpec> output_keys() {
   using L = LoggingConfig;
   return {
       {"checkpoint.dir", checkpoint_f<&C::dir>,
-       "Checkpoint directory (relative to the working directory)"},
-      {"checkpoint.every", checkpoint_f<&C::every>, "Steps between checkpoints; 0: at the end",
-       at_least(0)},
-      {"checkpoint.keep", checkpoint_f<&C::keep>, "Newest checkpoints kept", at_least(1)},
+       "Checkpoint directory (relative to the working directory); empty: no checkpoints"},
+      {"checkpoint.every", checkpoint_f<&C::every>,
+       "Steps between checkpoints; 0: only at the end (and on SIGTERM/SIGUSR1)", at_least(0)},
+      {"checkpoint.keep", checkpoint_f<&C::keep>, "Newest complete checkpoints kept", at_least(1)},
+      {"checkpoint.resume", checkpoint_f<&C::resume>,
+       "Resume from: empty (start fresh), auto (the newest intact checkpoint under "
+       "checkpoint.dir, or a fresh start when there is none), or a checkpoint directory"},
       {"logging.dir", logging_f<&L::dir>,
        "Directory for metrics.jsonl and the rank logs (relative to the working directory)"},
       {"logging.every", logging_f<&L::every>,

@@ -60,9 +60,9 @@ std::string JsonLine::str() const {
   return s + "}";
 }
 
-MetricsWriter::MetricsWriter(const std::string& path) {
+MetricsWriter::MetricsWriter(const std::string& path, bool append) {
   if (path.empty()) return;
-  file_.reset(std::fopen(path.c_str(), "w"));
+  file_.reset(std::fopen(path.c_str(), append ? "a" : "w"));
   if (!file_)
     throw std::runtime_error("cannot write metrics file '" + path + "': " + std::strerror(errno));
 }

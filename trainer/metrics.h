@@ -24,8 +24,9 @@ class JsonLine {
 
 class MetricsWriter {
  public:
-  // Opens (truncates) path; an empty path writes nothing.
-  explicit MetricsWriter(const std::string& path);
+  // Opens path, truncating it unless `append` (a resumed run continues the file); an empty path
+  // writes nothing.
+  explicit MetricsWriter(const std::string& path, bool append = false);
   void write(const JsonLine& line);
 
  private:

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <numeric>
 #include <thread>
 
 #include "core/memory.h"
@@ -130,6 +131,9 @@ Trainer::Trainer(Config config, ProcessInfo process)
         config_.source_file, shape.dp, shape.cp, shape.tp, shape.world(), process_.world_size));
   }
   mesh_ = std::make_unique<Mesh>(shape, process_.rank, process_.world_size, factory);
+  std::vector<int> everyone(static_cast<std::size_t>(process_.world_size));
+  std::iota(everyone.begin(), everyone.end(), 0);
+  world_ = factory("world", everyone);
   if (shape.tp > config_.model.kv_heads) {
     // The tp ranks that share one replicated KV head add up its gradients.
     const std::vector<int>& tp_ranks = mesh_->group(MeshAxis::tp).world_ranks();
@@ -170,9 +174,10 @@ Trainer::Trainer(Config config, ProcessInfo process)
   if (zero_.sharded() && zero_.stage >= 3) shard_weights();
   schedule_ = LrSchedule{config_.optim.schedule, config_.optim.lr, config_.optim.min_lr,
                          config_.optim.warmup, config_.train.steps};
+  resume();
   if (process_.rank == 0 && !config_.logging.dir.empty()) {
     metrics_ = std::make_unique<MetricsWriter>(
-        (std::filesystem::path(config_.logging.dir) / "metrics.jsonl").string());
+        (std::filesystem::path(config_.logging.dir) / "metrics.jsonl").string(), steps_done_ > 0);
   }
 }
 
@@ -199,9 +204,11 @@ void Trainer::log_startup() {
                zero_.ranks, zero_.stage >= 2 ? ", gradients" : "",
                zero_.stage >= 3 ? ", weights (gathered per layer)" : "");
   }
-
-  if (config_.checkpoint.every != 0) {
-    log_->warn("checkpoints are not implemented yet: checkpoint.every is ignored");
+  if (!config_.checkpoint.dir.empty()) {
+    log_->info("checkpoint: to {} every {} steps (and at the end), keeping {}",
+               config_.checkpoint.dir,
+               config_.checkpoint.every > 0 ? std::to_string(config_.checkpoint.every) : "0",
+               config_.checkpoint.keep);
   }
   const MemorySnapshot mem = MemoryTracker::for_device(Device::cpu).snapshot();
   log_->info("memory: weights {} MiB, grads {} MiB, optimizer {} MiB",
@@ -215,7 +222,8 @@ StepResult Trainer::train_step(std::int64_t step) {
   const std::int64_t global = config_.train.global_batch, micro = config_.train.micro_batch;
   // Data-parallel replica d trains on samples [d * per_replica, (d + 1) * per_replica) of the step.
   const std::int64_t per_replica = global / mesh_->shape().dp;
-  const auto first = static_cast<std::uint64_t>(step * global + mesh_->coords().dp * per_replica);
+  const auto first =
+      static_cast<std::uint64_t>(sample_offset_ + step * global + mesh_->coords().dp * per_replica);
   const DataSource* warmup = length_warmup_->source_for(step);
   const DataSource& source = warmup ? *warmup : *data_;
   std::vector<LocalBatch> batches;
@@ -578,23 +586,36 @@ void Trainer::log_eval(std::int64_t step, const EvalResult& r) {
 std::vector<StepResult> Trainer::run() {
   log_startup();
   const bool eval_enabled = config_.train.eval_every > 0 && config_.train.eval_samples > 0;
-  if (eval_enabled) log_eval(0, evaluate());
+  if (eval_enabled && steps_done_ == 0) log_eval(0, evaluate());
+  install_stop_handlers();
+  const bool saving = !config_.checkpoint.dir.empty();
+  std::int64_t saved_at = steps_done_ > 0 ? steps_done_ : -1;
   std::vector<StepResult> results;
   const auto t0 = Clock::now();
-  for (std::int64_t step = 0; step < config_.train.steps; ++step) {
+  for (std::int64_t step = steps_done_; step < config_.train.steps; ++step) {
     MemoryTracker::for_device(Device::cpu).reset_peaks();
     const std::int64_t doc_len = length_warmup_->document_length(step);
     if (step > 0 && doc_len != length_warmup_->document_length(step - 1)) {
       log_->info("data: documents of {} tokens from step {}", doc_len, step + 1);
     }
     results.push_back(train_step(step));
+    steps_done_ = step + 1;
     log_step(step, results.back(), seconds_since(t0));
-    if (step == 0 && config_.logging.memory_report) log_memory_report();
+    if (results.size() == 1 && config_.logging.memory_report) log_memory_report();
     const std::int64_t done = step + 1;
     if (eval_enabled && (done % config_.train.eval_every == 0 || done == config_.train.steps)) {
       log_eval(done, evaluate());
     }
+    after_step_faults();
+    const bool stop = stop_requested();
+    const bool periodic = config_.checkpoint.every > 0 && done % config_.checkpoint.every == 0;
+    if (saving && (periodic || stop || done == config_.train.steps)) {
+      save_checkpoint();
+      saved_at = done;
+    }
+    if (stop) break;
   }
+  if (saving && saved_at != steps_done_) save_checkpoint();  // e.g. resumed at the last step
   double tokens = 0.0, seconds = 0.0, model_flops = 0.0;
   for (const auto& r : results) {
     tokens += static_cast<double>(r.tokens);

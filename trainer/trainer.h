@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <span>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "trainer/data.h"
 #include "trainer/length_warmup.h"
 #include "trainer/metrics.h"
+#include "trainer/tensor_slice.h"
 
 namespace spdlog {
 class logger;
@@ -70,6 +72,12 @@ class Trainer {
   // the model (for inspection, tests, export). No-op for other stages.
   void gather_all_weights();
   const Mesh& mesh() const { return *mesh_; }
+  // Saves the training state after steps_done() steps as checkpoint step_<steps_done()> under
+  // checkpoint.dir: every rank writes its pieces, rank 0 publishes the checkpoint. All ranks
+  // call it. run() saves every checkpoint.every steps, at the end and on SIGTERM/SIGUSR1.
+  void save_checkpoint();
+  // Steps trained so far, counting those of the checkpoint this run resumed from.
+  std::int64_t steps_done() const { return steps_done_; }
   const DataSource& data() const { return *data_; }
 
  private:
@@ -86,6 +94,26 @@ class Trainer {
   void shard_weights();
   void gather_weights(std::size_t group);
   void log_memory_report();
+  // Checkpoints (trainer_checkpoint.cpp). A piece of this rank's state: a flat fp32 tensor that
+  // is `slice` of global tensor `tensor`; `compute` is the compute-dtype copy of master weights
+  // (loading refreshes it); `writes`: this rank is the one that saves it (replicas save once).
+  struct StatePiece {
+    std::string tensor;
+    TensorSlice slice;
+    Tensor state;
+    Tensor compute;
+    bool writes = false;
+  };
+  std::vector<StatePiece> state_pieces();
+  void publish_checkpoint(const std::filesystem::path& root, std::int64_t step,
+                          const Tensor& files);
+  // Loads the checkpoint that checkpoint.resume names ("auto": the newest intact one).
+  void resume();
+  void load_state(const std::filesystem::path& dir);
+  static void install_stop_handlers();
+  // Whether any rank received SIGTERM or SIGUSR1 (an all-reduce over the world).
+  bool stop_requested();
+  void after_step_faults();
   // The lengths of the documents in each sequence of `b` (doc-id runs), appended.
   static void append_document_lengths(const Batch& b, std::vector<std::int64_t>& lengths);
   double grad_norm();
@@ -107,6 +135,11 @@ class Trainer {
   std::vector<Tensor> grad_shards_;   // ZeRO stage 2: this rank's reduced gradient shards
   std::vector<Tensor> value_shards_;  // ZeRO stage 3: this rank's compute-weight shards
   std::vector<std::unique_ptr<CommHandle>> prefetch_;  // stage 3: gathers in flight, per group
+  std::unique_ptr<Communicator> world_;  // every rank of the job (checkpoints, stop signals)
+  std::int64_t steps_done_ = 0;
+  // Samples consumed before step 0 of this schedule: a resumed run continues the data stream
+  // from the checkpoint's consumed samples even if the global batch changed.
+  std::int64_t sample_offset_ = 0;
   LrSchedule schedule_;
   std::unique_ptr<MetricsWriter> metrics_;
   int threads_ = 1;
