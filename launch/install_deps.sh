@@ -9,6 +9,7 @@ packages=(
   libopenblas-dev
   libopenmpi-dev openmpi-bin
   clang libclang-rt-dev  # libFuzzer and sanitizers for tests/fuzz
+  python3-numpy python3-torch  # the PyTorch reference of tests/python/check_hf_logits.py
 )
 
 missing=()

@@ -9,22 +9,14 @@
 #include <fstream>
 #include <string>
 
+#include "tests/cli_runner.h"
+
 namespace {
 
-struct Result {
-  int code;
-  std::string output;  // stdout and stderr together
-};
+using Result = lt::test::CliResult;
 
 Result run(const std::string& args) {
-  const std::string cmd = std::string(LT_BINARY_DIR) + "/longtrain " + args + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  EXPECT_NE(pipe, nullptr);
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (pipe && fgets(buf.data(), static_cast<int>(buf.size()), pipe)) out += buf.data();
-  const int status = pipe ? pclose(pipe) : -1;
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  return lt::test::run_longtrain(args);
 }
 
 std::filesystem::path temp_file(const std::string& name, const std::string& text) {

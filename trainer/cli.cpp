@@ -12,8 +12,11 @@
 #include "parallel/mpi_communicator.h"
 #include "parallel/runtime.h"
 #include "trainer/auto_layout.h"
+#include "trainer/byte_size.h"
 #include "trainer/config.h"
 #include "trainer/format.h"
+#include "trainer/hf_error.h"
+#include "trainer/hf_export.h"
 #include "trainer/plan_flags.h"
 #include "trainer/plan_report.h"
 #include "trainer/planner.h"
@@ -26,9 +29,10 @@ std::string usage() {
   return std::string(R"(usage: longtrain <command> [options]
 
 commands:
-  train --config FILE [--set section.key=value ...] [--memory-report]
+  train --config FILE [--set section.key=value ...] [--memory-report] [--resume auto|DIR]
         train the model the config describes (under mpirun for several ranks);
         --memory-report prints bytes per memory category after the first step;
+        --resume auto continues from the newest intact checkpoint in checkpoint.dir;
         with parallel.mode auto the planner chooses the layout for the job's ranks
   plan --config FILE [--set ...] [cluster options]
         choose tp, cp, dp, ZeRO stage, micro-batch and recompute for a GPU cluster:
@@ -37,6 +41,11 @@ commands:
 )") + plan_flags_usage() +
          R"(  params (--hf-config config.json | --config FILE [--set ...])
         print the exact parameter count without allocating the model
+  export --checkpoint DIR --out HF_DIR [--dtype fp32|bf16] [--max-shard-size 5GB] [--force]
+        write a checkpoint as a HuggingFace model directory: config.json and
+        model.safetensors (shards and model.safetensors.index.json above the shard size);
+        DIR is a step_N directory or a checkpoint root (its newest intact checkpoint);
+        --dtype fp32 (default, lossless) or bf16; --force replaces a non-empty HF_DIR
   config-reference
         print every config key with its type, default and meaning (Markdown)
   help  this text
@@ -56,8 +65,15 @@ struct Options {
   std::optional<std::string> config;
   std::optional<std::string> hf_config;
   std::vector<std::string> overrides;
-  std::vector<std::pair<std::string, std::string>> plan_flags;  // plan: (--flag, value)
+  std::vector<std::pair<std::string, std::string>> plan_flags;    // plan: (--flag, value)
+  std::vector<std::pair<std::string, std::string>> export_flags;  // export: (--flag, value)
+  bool force = false;                                             // export --force
 };
+
+bool is_export_flag(const std::string& flag) {
+  return flag == "--checkpoint" || flag == "--out" || flag == "--dtype" ||
+         flag == "--max-shard-size";
+}
 
 Options parse_args(const std::vector<std::string>& args) {
   Options o;
@@ -77,10 +93,16 @@ Options parse_args(const std::vector<std::string>& args) {
       o.overrides.push_back(value());
     } else if (a.rfind("--set=", 0) == 0) {
       o.overrides.push_back(a.substr(6));
+    } else if (a == "--resume" && o.command == "train") {
+      o.overrides.push_back("checkpoint.resume=" + value());
     } else if (a == "--memory-report" && o.command == "train") {
       o.overrides.push_back("logging.memory_report=true");
     } else if (o.command == "plan" && is_plan_flag(a)) {
       o.plan_flags.emplace_back(a, value());
+    } else if (o.command == "export" && is_export_flag(a)) {
+      o.export_flags.emplace_back(a, value());
+    } else if (o.command == "export" && a == "--force") {
+      o.force = true;
     } else {
       throw UsageError("unknown option '" + a + "' for '" + o.command + "'");
     }
@@ -123,6 +145,41 @@ int command_plan(const Options& o) {
     return kNoPlanFits;
   }
   fmt::print("{}", format_plan(config, plan, settings.top));
+  return 0;
+}
+
+ckpt::TensorDtype export_dtype(const std::string& text) {
+  if (text == "fp32" || text == "f32" || text == "float32") return ckpt::TensorDtype::f32;
+  if (text == "bf16" || text == "bfloat16") return ckpt::TensorDtype::bf16;
+  throw UsageError("invalid value '" + text + "' for --dtype: expected fp32 or bf16");
+}
+
+std::uint64_t shard_size(const std::string& text) {
+  const std::optional<std::int64_t> bytes = parse_byte_size(text);
+  if (!bytes || *bytes < 1)
+    throw UsageError("invalid value '" + text + "' for --max-shard-size: expected " +
+                     kByteSizeHelp);
+  return static_cast<std::uint64_t>(*bytes);
+}
+
+int command_export(const Options& o) {
+  std::optional<std::string> checkpoint, out;
+  ExportOptions options;
+  options.force = o.force;
+  for (const auto& [flag, value] : o.export_flags) {
+    if (flag == "--checkpoint") checkpoint = value;
+    if (flag == "--out") out = value;
+    if (flag == "--dtype") options.dtype = export_dtype(value);
+    if (flag == "--max-shard-size") options.max_shard_bytes = shard_size(value);
+  }
+  if (!checkpoint || !out) throw UsageError("export needs --checkpoint DIR and --out HF_DIR");
+  const ExportSummary s = export_hf(*checkpoint, *out, options, [](const std::string& warning) {
+    fmt::print(stderr, "warning: {}\n", warning);
+  });
+  fmt::print("exported {} (step {}): {} tensors, {} of {} weights\n", s.checkpoint.string(), s.step,
+             s.tensors, format_size(static_cast<std::int64_t>(s.tensor_bytes)),
+             ckpt::dtype_name(options.dtype));
+  fmt::print("wrote {}: {}\n", *out, fmt::join(s.files, ", "));
   return 0;
 }
 
@@ -183,6 +240,7 @@ int run_cli(const std::vector<std::string>& args, int* argc, char*** argv) {
     if (o.command == "train") return command_train(o, argc, argv);
     if (o.command == "params") return command_params(o);
     if (o.command == "plan") return command_plan(o);
+    if (o.command == "export") return command_export(o);
     if (o.command == "config-reference") {
       fmt::print("{}", config_reference_markdown());
       return 0;
@@ -196,6 +254,9 @@ int run_cli(const std::vector<std::string>& args, int* argc, char*** argv) {
     fmt::print(stderr, "error: {}\n\n{}", e.what(), usage());
     return 2;
   } catch (const ConfigError& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 2;
+  } catch (const HfError& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     return 2;
   } catch (const std::exception& e) {

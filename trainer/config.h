@@ -107,6 +107,8 @@ struct LoggingConfig {
 struct Config {
   std::string source_file;      // the YAML file this came from ("" when built in code)
   std::string model_hf_config;  // resolved path when the model came from a config.json
+  // A HuggingFace model directory (safetensors) whose weights replace the initial ones.
+  std::string model_init_from;
   ModelConfig model;
   DataConfig data;
   TrainConfig train;

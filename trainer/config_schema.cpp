@@ -63,6 +63,10 @@ std::vector<KeySpec> model_keys() {
       {"model.hf_config", &config_field<&Config::model_hf_config>,
        "HuggingFace config.json to take the shape from (relative to the config file, also "
        "with --set); the other model keys given override it"},
+      {"model.init_from", &config_field<&Config::model_init_from>,
+       "HuggingFace model directory (model.safetensors or an index with shards, e.g. from "
+       "`longtrain export`) whose weights start the run instead of the random init (relative to "
+       "the working directory; checkpoint.resume takes precedence); empty: random init"},
       {"model.family",
        model_f<&M::family>,
        "Architecture family",

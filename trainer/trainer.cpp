@@ -174,6 +174,7 @@ Trainer::Trainer(Config config, ProcessInfo process)
   if (zero_.sharded() && zero_.stage >= 3) shard_weights();
   schedule_ = LrSchedule{config_.optim.schedule, config_.optim.lr, config_.optim.min_lr,
                          config_.optim.warmup, config_.train.steps};
+  if (!config_.model_init_from.empty()) load_initial_weights(config_.model_init_from);
   resume();
   if (process_.rank == 0 && !config_.logging.dir.empty()) {
     metrics_ = std::make_unique<MetricsWriter>(

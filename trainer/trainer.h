@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <future>
 #include <memory>
 #include <span>
 #include <vector>
@@ -110,6 +111,8 @@ class Trainer {
   // Loads the checkpoint that checkpoint.resume names ("auto": the newest intact one).
   void resume();
   void load_state(const std::filesystem::path& dir);
+  // model.init_from: the weights of a HuggingFace directory, each rank reading its slices.
+  void load_initial_weights(const std::filesystem::path& dir);
   static void install_stop_handlers();
   // Whether any rank received SIGTERM or SIGUSR1 (an all-reduce over the world).
   bool stop_requested();
@@ -135,6 +138,7 @@ class Trainer {
   std::vector<Tensor> grad_shards_;   // ZeRO stage 2: this rank's reduced gradient shards
   std::vector<Tensor> value_shards_;  // ZeRO stage 3: this rank's compute-weight shards
   std::vector<std::unique_ptr<CommHandle>> prefetch_;  // stage 3: gathers in flight, per group
+  std::future<void> pruning_;            // rank 0: removing checkpoints beyond checkpoint.keep
   std::unique_ptr<Communicator> world_;  // every rank of the job (checkpoints, stop signals)
   std::int64_t steps_done_ = 0;
   // Samples consumed before step 0 of this schedule: a resumed run continues the data stream

@@ -7,11 +7,13 @@
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <future>
 #include <sstream>
 
 #include "checkpoint/checkpoint.h"
 #include "core/ops.h"
 #include "trainer/checkpoint_tensors.h"
+#include "trainer/hf_weights.h"
 #include "trainer/trainer.h"
 
 namespace lt {
@@ -220,6 +222,7 @@ void Trainer::save_checkpoint() {
 
 void Trainer::publish_checkpoint(const std::filesystem::path& root, std::int64_t step,
                                  const Tensor& files) {
+  if (pruning_.valid()) pruning_.get();  // the previous save's pruning is done
   ckpt::Manifest m;
   m.step = step;
   m.consumed_samples =
@@ -251,9 +254,13 @@ void Trainer::publish_checkpoint(const std::filesystem::path& root, std::int64_t
     }
   }
   ckpt::commit_save(root, step, m);
-  for (const auto& removed : ckpt::prune(root, static_cast<int>(config_.checkpoint.keep))) {
-    log_->info("checkpoint: removed {}", removed.string());
-  }
+  // Deleting old checkpoints (gigabytes of files) overlaps the next steps instead of the save.
+  const int keep = static_cast<int>(config_.checkpoint.keep);
+  pruning_ = std::async(std::launch::async, [root, keep, log = log_] {
+    for (const auto& removed : ckpt::prune(root, keep)) {
+      log->info("checkpoint: removed {}", removed.string());
+    }
+  });
 }
 
 // ---- resume ----
@@ -342,6 +349,28 @@ void Trainer::load_state(const std::filesystem::path& dir) {
   log_->info(
       "checkpoint: resumed from {} (step {}, saved by tp {} cp {} dp {} zero {}) in {:.2f} s",
       dir.string(), m.step, m.layout.tp, m.layout.cp, m.layout.dp, m.layout.zero_stage, seconds);
+}
+
+// ---- initial weights from a HuggingFace directory ----
+
+void Trainer::load_initial_weights(const std::filesystem::path& dir) {
+  const auto t0 = Clock::now();
+  HfWeights weights(dir);
+  std::vector<float> values;
+  for (const StatePiece& piece : state_pieces()) {
+    if (!piece.compute.defined()) continue;  // Adam's moments start at zero
+    if (!weights.contains(piece.tensor)) {
+      throw ConfigError(fmt::format("model.init_from {}: no tensor {} (another model?)",
+                                    dir.string(), piece.tensor));
+    }
+    values.resize(static_cast<std::size_t>(piece.state.numel()));
+    weights.read(piece.tensor, piece.slice, values);
+    std::copy(values.begin(), values.end(), piece.state.data<float>());
+    if (piece.compute.raw() != piece.state.raw()) copy(piece.state, piece.compute);
+  }
+  gather_updated_weights();
+  const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  log_->info("model: weights from {} in {:.2f} s", dir.string(), seconds);
 }
 
 // ---- stop signals ----

@@ -8,7 +8,9 @@
 #   3. faults: SIGKILL on a random rank after a random step, and during a save; rerunning the
 #      same command resumes from the newest complete checkpoint and ends bit-identical;
 #   4. a corrupted newest checkpoint (a flipped byte) is skipped with the reason, and the run
-#      resumes from the one before and ends bit-identical.
+#      resumes from the one before and ends bit-identical;
+#   5. `longtrain export` of the final checkpoint, then model.init_from under tp 2 x cp 2 and
+#      dp 4 with ZeRO-3: the same losses (1e-5), starting from the trained model's.
 # usage: check_checkpoints.sh LONGTRAIN WORKDIR MPIRUN [MPIRUN ARGS...]   (e.g. mpirun -np 4 ...)
 set -euo pipefail
 longtrain=$1
@@ -151,4 +153,17 @@ grep -q "rank_00001.safetensors" corrupt.out || fail "the report does not name t
 grep -q "resumed from corrupt.ck/step_00000010" corrupt.out || fail "did not fall back to step 10"
 compare_losses straight_fp32 corrupt 0
 same_files straight_fp32.ck/step_00000020 corrupt.ck/step_00000020
+echo "5. export to HuggingFace, then model.init_from under two layouts"
+"$longtrain" export --checkpoint split_fp32.ck --out hf > export.out 2>&1 || fail "export failed"
+init=(--set model.init_from=hf --set train.steps=5)
+train init_tp2cp2 fp32 "${layout_tp2cp2[@]}" "${init[@]}"
+train init_dp4_zero3 fp32 --set parallel.dp=4 --set parallel.zero_stage=3 "${init[@]}"
+compare_losses init_tp2cp2 init_dp4_zero3 1e-5
+python3 - straight_fp32/metrics.jsonl init_tp2cp2/metrics.jsonl <<'EOF2'
+import json, sys
+first = [next(json.loads(l)["loss"] for l in open(p) if '"train"' in l) for p in sys.argv[1:]]
+print(f"  step-1 loss: fresh {first[0]:.4f}, from the export {first[1]:.4f}")
+if not first[1] < first[0] - 0.1:
+    sys.exit("the run from the export did not start from the trained weights")
+EOF2
 echo "all checkpoint checks passed"
