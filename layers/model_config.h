@@ -8,12 +8,18 @@
 namespace lt {
 
 struct RopeScaling {
-  std::string type = "none";  // none | linear | llama3
+  std::string type = "none";  // none | linear | ntk | yarn | llama3
   double factor = 1.0;
   // Llama-3 style frequency-dependent scaling.
   double low_freq_factor = 1.0;
   double high_freq_factor = 4.0;
+  // llama3 and yarn: the context the model was pretrained with.
   std::int64_t original_max_position = 8192;
+  // YaRN: the ramp between extrapolated and interpolated dimensions, in rotations over
+  // original_max_position, and the attention temperature on cos/sin (0: 0.1 ln(factor) + 1).
+  double beta_fast = 32.0;
+  double beta_slow = 1.0;
+  double attention_factor = 0.0;
 };
 
 struct ModelConfig {

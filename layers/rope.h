@@ -1,5 +1,5 @@
 // Rotary position embedding tables: cos and sin of position * inv_freq, with the inverse
-// frequencies optionally rescaled for context extension (linear, Llama-3).
+// frequencies optionally rescaled for context extension (linear, NTK-aware, YaRN, Llama-3).
 #pragma once
 
 #include <cstdint>
@@ -13,6 +13,13 @@ namespace lt {
 
 // Inverse frequencies (head_dim / 2 of them) after the configured scaling.
 std::vector<double> rope_inverse_frequencies(const ModelConfig& m);
+
+// The base the frequencies are powers of: rope_theta, stretched under NTK-aware scaling.
+double rope_base(const ModelConfig& m);
+
+// What cos and sin are multiplied by: YaRN's attention temperature, 1 otherwise. Scaling both
+// q and k by it scales the attention logits by its square, as HF's YaRN rotary embedding does.
+double rope_attention_factor(const ModelConfig& m);
 
 class Rope {
  public:

@@ -375,6 +375,22 @@ TEST(HfConfig, DefaultsAndLlama3RopeScaling) {
   EXPECT_EQ(m.rope_scaling.original_max_position, 8192);
 }
 
+TEST(HfConfig, YarnRopeScaling) {
+  const fs::path dir = temp_dir();
+  write_file(dir / "config.json", R"({
+    "model_type": "qwen2", "hidden_size": 64, "num_hidden_layers": 2,
+    "num_attention_heads": 4, "intermediate_size": 128, "vocab_size": 100,
+    "max_position_embeddings": 32768,
+    "rope_scaling": {"type": "yarn", "factor": 4.0, "beta_fast": 16}})");
+  const ModelConfig m = load_hf_model_config((dir / "config.json").string());
+  EXPECT_EQ(m.rope_scaling.type, "yarn");
+  EXPECT_DOUBLE_EQ(m.rope_scaling.factor, 4.0);
+  EXPECT_EQ(m.rope_scaling.original_max_position, 32768);  // HF's fallback
+  EXPECT_DOUBLE_EQ(m.rope_scaling.beta_fast, 16.0);
+  EXPECT_DOUBLE_EQ(m.rope_scaling.beta_slow, 1.0);
+  EXPECT_DOUBLE_EQ(m.rope_scaling.attention_factor, 0.0);
+}
+
 TEST(HfConfig, ErrorsNameTheFileAndField) {
   const fs::path dir = temp_dir();
   const std::string base = R"("hidden_size": 64, "num_hidden_layers": 2,
@@ -394,9 +410,15 @@ TEST(HfConfig, ErrorsNameTheFileAndField) {
       {"gemma.json", "model_type 'gemma' is not supported", "supported: llama, mistral, qwen2"});
   expect_contains(error("missing.json", R"({"model_type": "llama", "hidden_size": 64})"),
                   {"missing.json", "missing required field 'num_hidden_layers'"});
-  expect_contains(error("yarn.json", R"({"model_type": "qwen2", "rope_scaling": {"type": "yarn",
-            "factor": 4}, )" + base + "}"),
-                  {"yarn.json", "rope_scaling type 'yarn' is not supported", "linear, llama3"});
+  expect_contains(
+      error("longrope.json", R"({"model_type": "qwen2", "rope_scaling": {"type":
+            "longrope", "factor": 4}, )" +
+                                 base + "}"),
+      {"longrope.json", "rope_scaling type 'longrope' is not supported", "linear, yarn, llama3"});
+  expect_contains(error("dynamic.json", R"({"model_type": "llama", "rope_scaling": {"rope_type":
+            "dynamic", "factor": 4}, )" + base +
+                                            "}"),
+                  {"dynamic.json", "'dynamic'", "inference", "model.rope_scaling.type: ntk"});
   expect_contains(error("float.json", R"({"model_type": "llama", "hidden_size": 64.5,
       "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128,
       "vocab_size": 100})"),
@@ -644,8 +666,8 @@ TEST(ConfigErrors, BadEnumValuesListTheAllowedOnes) {
                   {"for data.source", "one of synthetic, text, tokens"});
   expect_contains(error_of("data: {task: copy}"),
                   {"for data.task", "one of associative_recall, passkey"});
-  expect_contains(error_of("model: {rope_scaling: {type: yarn}}"),
-                  {"for model.rope_scaling.type", "one of none, linear, llama3"});
+  expect_contains(error_of("model: {rope_scaling: {type: dynamic}}"),
+                  {"for model.rope_scaling.type", "one of none, linear, ntk, yarn, llama3"});
   expect_contains(error_of("optim: {schedule: step}"),
                   {"for optim.schedule", "one of cosine, constant, linear"});
   expect_contains(error_of("logging: {level: verbose}"),

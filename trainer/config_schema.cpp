@@ -85,14 +85,24 @@ std::vector<KeySpec> model_keys() {
        rope_f<&R::type>,
        "RoPE scaling for context extension",
        {},
-       {"none", "linear", "llama3"}},
+       {"none", "linear", "ntk", "yarn", "llama3"}},
       {"model.rope_scaling.factor", rope_f<&R::factor>, "Context extension factor", above(0)},
       {"model.rope_scaling.low_freq_factor", rope_f<&R::low_freq_factor>,
        "llama3: wavelengths above original_max_position / this are scaled fully", above(0)},
       {"model.rope_scaling.high_freq_factor", rope_f<&R::high_freq_factor>,
        "llama3: wavelengths below original_max_position / this are kept", above(0)},
       {"model.rope_scaling.original_max_position", rope_f<&R::original_max_position>,
-       "llama3: context length the model was pretrained with", at_least(1)},
+       "llama3, yarn: context length the model was pretrained with", at_least(1)},
+      {"model.rope_scaling.beta_fast", rope_f<&R::beta_fast>,
+       "yarn: dimensions turning more often than this over original_max_position keep their "
+       "frequency",
+       above(0)},
+      {"model.rope_scaling.beta_slow", rope_f<&R::beta_slow>,
+       "yarn: dimensions turning less often than this are interpolated by factor; a linear ramp "
+       "between",
+       above(0)},
+      {"model.rope_scaling.attention_factor", rope_f<&R::attention_factor>,
+       "yarn: multiplier of cos/sin (attention temperature); 0: 0.1 ln(factor) + 1", at_least(0)},
       {"model.norm_eps", model_f<&M::norm_eps>, "RMSNorm epsilon", above(0)},
       {"model.tie_embeddings", model_f<&M::tie_embeddings>,
        "Share the embedding matrix with the output head"},
@@ -306,6 +316,24 @@ std::optional<Violation> llama3_factors_ordered(const Config& c) {
                    "model.rope_scaling.type"};
 }
 
+// YaRN's ramp runs from the beta_fast dimension down to the beta_slow one.
+std::optional<Violation> yarn_betas_ordered(const Config& c) {
+  const RopeScaling& r = c.model.rope_scaling;
+  if (r.type != "yarn" || r.beta_fast > r.beta_slow) return std::nullopt;
+  return Violation{"model.rope_scaling.beta_fast",
+                   "more than model.rope_scaling.beta_slow (" + format_number(r.beta_slow) +
+                       ") for yarn scaling",
+                   "model.rope_scaling.type"};
+}
+
+// NTK-aware scaling raises the factor to d / (d - 2), undefined for a head of 2 channels.
+std::optional<Violation> ntk_head_dim(const Config& c) {
+  if (c.model.rope_scaling.type != "ntk" || c.model.resolved_head_dim() > 2) return std::nullopt;
+  return Violation{"model.rope_scaling.type",
+                   "a head dimension above 2 for ntk scaling (theta * factor^(d / (d - 2)))",
+                   "model.head_dim"};
+}
+
 std::optional<Violation> file_source_has_path(const Config& c) {
   const DataConfig& d = c.data;
   if (d.source == "synthetic" || !d.path.empty()) return std::nullopt;
@@ -400,6 +428,8 @@ const std::vector<CrossRule>& rules() {
       {"`model.heads` divides `model.dim` when `model.head_dim` is 0", heads_divide_dim},
       {"the head dimension (`head_dim`, or `dim / heads`) is even, for RoPE", head_dim_even},
       {"llama3 rope scaling: `high_freq_factor` > `low_freq_factor`", llama3_factors_ordered},
+      {"yarn rope scaling: `beta_fast` > `beta_slow`", yarn_betas_ordered},
+      {"ntk rope scaling: a head dimension above 2", ntk_head_dim},
       {"`data.path` is set when `data.source` is text or tokens", file_source_has_path},
       {"`train.micro_batch` divides `train.global_batch`; in manual mode so does "
        "`micro_batch x parallel.dp`",

@@ -146,6 +146,51 @@ void reject_extra_biases(const HfReader& hf) {
   }
 }
 
+// An optional positive field of the rope_scaling object, or the fallback when it is absent.
+double rope_float_or(const HfReader& hf, const YAML::Node& n, const char* key, double fallback) {
+  const YAML::Node v = n[key];
+  if (!v.IsDefined() || v.IsNull()) return fallback;
+  return hf.positive_float_at(v, std::string("rope_scaling.") + key);
+}
+
+// original_max_position_embeddings inside rope_scaling; HF's yarn falls back to the model's
+// max_position_embeddings when it is absent.
+std::int64_t rope_original_max(const HfReader& hf, const YAML::Node& n, std::int64_t fallback) {
+  const char* key = "original_max_position_embeddings";
+  if (n[key].IsDefined() && !n[key].IsNull()) {
+    return hf.positive_int_at(n[key], std::string("rope_scaling.") + key);
+  }
+  return fallback;
+}
+
+// Types HF defines that longtrain cannot train with, each with what to do instead.
+void reject_rope_type(const HfReader& hf, const YAML::Node& type_node, const std::string& type) {
+  if (type == "dynamic") {
+    hf.unsupported(type_node,
+                   "rope_scaling type 'dynamic' (dynamic NTK) recomputes the frequencies from "
+                   "each sequence's length at inference and has no fixed table to train with; "
+                   "use model.rope_scaling.type: ntk (static NTK-aware) or yarn in the YAML "
+                   "config instead");
+  }
+  if (type != "linear" && type != "llama3" && type != "yarn") {
+    hf.unsupported(type_node, "rope_scaling type '" + type +
+                                  "' is not supported; supported: linear, yarn, llama3");
+  }
+}
+
+void read_yarn_fields(const HfReader& hf, const YAML::Node& n, RopeScaling& out) {
+  if (n["mscale"].IsDefined() || n["mscale_all_dim"].IsDefined()) {
+    hf.unsupported(n,
+                   "rope_scaling: yarn with mscale / mscale_all_dim (DeepSeek's variant) is "
+                   "not supported; give attention_factor instead");
+  }
+  out.original_max_position =
+      rope_original_max(hf, n, hf.positive_int_or("max_position_embeddings", 2048));
+  out.beta_fast = rope_float_or(hf, n, "beta_fast", out.beta_fast);
+  out.beta_slow = rope_float_or(hf, n, "beta_slow", out.beta_slow);
+  out.attention_factor = rope_float_or(hf, n, "attention_factor", 0.0);
+}
+
 RopeScaling read_rope_scaling(const HfReader& hf) {
   RopeScaling out;
   if (!hf.has("rope_scaling")) return out;
@@ -156,31 +201,23 @@ RopeScaling read_rope_scaling(const HfReader& hf) {
   if (!type_node.IsDefined()) {
     throw ConfigError(hf.path() + ": missing required field 'rope_scaling.rope_type'");
   }
-  if (!type_node.IsScalar()) hf.fail(type_node, "rope_scaling.rope_type", "linear or llama3");
+  if (!type_node.IsScalar()) {
+    hf.fail(type_node, "rope_scaling.rope_type", "linear, yarn or llama3");
+  }
   const std::string type = type_node.Scalar();
   if (type == "default") return out;  // HF's name for "no scaling"
-  if (type != "linear" && type != "llama3") {
-    hf.unsupported(type_node,
-                   "rope_scaling type '" + type + "' is not supported; supported: linear, llama3");
-  }
+  reject_rope_type(hf, type_node, type);
   out.type = type;
   if (!n["factor"].IsDefined()) {
     throw ConfigError(hf.path() + ": missing required field 'rope_scaling.factor'");
   }
   out.factor = hf.positive_float_at(n["factor"], "rope_scaling.factor");
   if (type == "llama3") {
-    auto opt_float = [&](const char* key, double fallback) {
-      return n[key].IsDefined() ? hf.positive_float_at(n[key], std::string("rope_scaling.") + key)
-                                : fallback;
-    };
-    out.low_freq_factor = opt_float("low_freq_factor", out.low_freq_factor);
-    out.high_freq_factor = opt_float("high_freq_factor", out.high_freq_factor);
-    const char* max_key = "original_max_position_embeddings";
-    if (n[max_key].IsDefined()) {
-      out.original_max_position =
-          hf.positive_int_at(n[max_key], std::string("rope_scaling.") + max_key);
-    }
+    out.low_freq_factor = rope_float_or(hf, n, "low_freq_factor", out.low_freq_factor);
+    out.high_freq_factor = rope_float_or(hf, n, "high_freq_factor", out.high_freq_factor);
+    out.original_max_position = rope_original_max(hf, n, out.original_max_position);
   }
+  if (type == "yarn") read_yarn_fields(hf, n, out);
   return out;
 }
 

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "checkpoint/json_writer.h"
+#include "layers/rope.h"
 #include "trainer/hf_export.h"
 
 namespace lt {
@@ -37,8 +38,9 @@ std::string json_object(const Members& members, int indent) {
 }
 
 // HF's rope_scaling object; "type" beside "rope_type" for transformers older than 4.45.
+// Static NTK-aware scaling is only another base, which the export writes as rope_theta.
 std::string rope_scaling_json(const RopeScaling& s) {
-  if (s.type == "none") return "null";
+  if (s.type == "none" || s.type == "ntk") return "null";
   Members m{{"factor", json_float(s.factor, "rope_scaling.factor")},
             {"rope_type", ckpt::json_string(s.type)},
             {"type", ckpt::json_string(s.type)}};
@@ -47,6 +49,14 @@ std::string rope_scaling_json(const RopeScaling& s) {
     m["high_freq_factor"] = json_float(s.high_freq_factor, "rope_scaling.high_freq_factor");
     m["original_max_position_embeddings"] = std::to_string(s.original_max_position);
   }
+  if (s.type == "yarn") {
+    m["beta_fast"] = json_float(s.beta_fast, "rope_scaling.beta_fast");
+    m["beta_slow"] = json_float(s.beta_slow, "rope_scaling.beta_slow");
+    m["original_max_position_embeddings"] = std::to_string(s.original_max_position);
+    if (s.attention_factor > 0.0) {
+      m["attention_factor"] = json_float(s.attention_factor, "rope_scaling.attention_factor");
+    }
+  }
   return json_object(m, 2);
 }
 
@@ -54,9 +64,12 @@ std::string rope_scaling_json(const RopeScaling& s) {
 // declares (Llama 3.1 says 131072 with factor 8 over 8192).
 std::int64_t max_positions(const ModelConfig& m, std::int64_t seq_len) {
   const RopeScaling& s = m.rope_scaling;
-  if (s.type != "llama3") return seq_len;
+  if (s.type != "llama3" && s.type != "yarn") return seq_len;
   const auto scaled = static_cast<std::int64_t>(
       std::llround(static_cast<double>(s.original_max_position) * s.factor));
+  // transformers derives YaRN's factor as max_position_embeddings / original when the
+  // original is given, so that ratio must be the factor exactly.
+  if (s.type == "yarn") return scaled;
   return std::max(seq_len, scaled);
 }
 
@@ -92,7 +105,7 @@ std::string hf_config_json(const ModelConfig& m, std::int64_t seq_len, ckpt::Ten
       {"num_key_value_heads", std::to_string(m.kv_heads)},
       {"rms_norm_eps", json_float(m.norm_eps, "model.norm_eps")},
       {"rope_scaling", rope_scaling_json(m.rope_scaling)},
-      {"rope_theta", json_float(m.rope_theta, "model.rope_theta")},
+      {"rope_theta", json_float(rope_base(m), "model.rope_theta")},
       {"tie_word_embeddings", json_bool(m.tie_embeddings)},
       {"torch_dtype", dtype == ckpt::TensorDtype::bf16 ? "\"bfloat16\"" : "\"float32\""},
       {"use_cache", "true"},

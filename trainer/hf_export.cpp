@@ -4,12 +4,12 @@
 
 #include <cstring>
 #include <map>
-#include <optional>
 
 #include "checkpoint/json_writer.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "layers/decoder_block.h"
+#include "trainer/checkpoint_locate.h"
 #include "trainer/checkpoint_tensors.h"
 #include "trainer/config.h"
 #include "trainer/hf_error.h"
@@ -20,37 +20,6 @@ namespace fs = std::filesystem;
 namespace {
 
 using Warn = std::function<void(const std::string&)>;
-
-// The checkpoint `path` names: a step directory, verified, or the newest intact one under a root.
-ckpt::FoundCheckpoint locate_checkpoint(const fs::path& path, const Warn& warn) {
-  std::error_code ec;
-  if (!fs::is_directory(path, ec))
-    throw HfError(fmt::format("checkpoint {}: {}", path.string(),
-                              fs::exists(path, ec) ? "not a directory" : "no such directory"));
-  const fs::path name = path.has_filename() ? path.filename() : path.parent_path().filename();
-  if (ckpt::parse_step_dir_name(name.string()) || fs::exists(path / ckpt::kManifestFileName, ec)) {
-    ckpt::VerifyResult verified = ckpt::verify(path);
-    if (!verified) throw HfError("checkpoint damaged: " + verified.problem);
-    return {path, std::move(*verified.manifest)};
-  }
-  std::optional<ckpt::FoundCheckpoint> found = ckpt::find_latest_valid(
-      path, warn ? warn : [](const std::string&) {});
-  if (found) return std::move(*found);
-  if (ckpt::list_steps(path).empty())
-    throw HfError(fmt::format("checkpoint {}: no checkpoint in it (no step_NNNNNNNN directory)",
-                              path.string()));
-  throw HfError(fmt::format("checkpoint {}: none of its checkpoints is intact", path.string()));
-}
-
-// Problems reading the checkpoint are bad input (HfError); the module's errors while writing the
-// export (a full disk) are not, and pass through.
-ckpt::FoundCheckpoint find_checkpoint(const fs::path& path, const Warn& warn) {
-  try {
-    return locate_checkpoint(path, warn);
-  } catch (const ckpt::CheckpointError& e) {
-    throw HfError(e.what());
-  }
-}
 
 // A weight to export: its spec, the manifest's record and its bytes in the output dtype.
 struct ExportTensor {
