@@ -15,6 +15,7 @@
 #include "trainer/byte_size.h"
 #include "trainer/config.h"
 #include "trainer/format.h"
+#include "trainer/generate_command.h"
 #include "trainer/hf_error.h"
 #include "trainer/hf_export.h"
 #include "trainer/plan_flags.h"
@@ -46,7 +47,8 @@ commands:
         model.safetensors (shards and model.safetensors.index.json above the shard size);
         DIR is a step_N directory or a checkpoint root (its newest intact checkpoint);
         --dtype fp32 (default, lossless) or bf16; --force replaces a non-empty HF_DIR
-  config-reference
+)" + generate_usage() +
+         R"(  config-reference
         print every config key with its type, default and meaning (Markdown)
   help  this text
 )";
@@ -65,9 +67,10 @@ struct Options {
   std::optional<std::string> config;
   std::optional<std::string> hf_config;
   std::vector<std::string> overrides;
-  std::vector<std::pair<std::string, std::string>> plan_flags;    // plan: (--flag, value)
-  std::vector<std::pair<std::string, std::string>> export_flags;  // export: (--flag, value)
-  bool force = false;                                             // export --force
+  std::vector<std::pair<std::string, std::string>> plan_flags;      // plan: (--flag, value)
+  std::vector<std::pair<std::string, std::string>> export_flags;    // export: (--flag, value)
+  std::vector<std::pair<std::string, std::string>> generate_flags;  // generate: (--flag, value)
+  bool force = false;                                               // export --force
 };
 
 bool is_export_flag(const std::string& flag) {
@@ -101,6 +104,8 @@ Options parse_args(const std::vector<std::string>& args) {
       o.plan_flags.emplace_back(a, value());
     } else if (o.command == "export" && is_export_flag(a)) {
       o.export_flags.emplace_back(a, value());
+    } else if (o.command == "generate" && is_generate_flag(a)) {
+      o.generate_flags.emplace_back(a, value());
     } else if (o.command == "export" && a == "--force") {
       o.force = true;
     } else {
@@ -183,6 +188,14 @@ int command_export(const Options& o) {
   return 0;
 }
 
+int command_generate(const Options& o) {
+  try {
+    return run_generate(o.generate_flags);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
+}
+
 // The smallest of each rank's `values` (the same on every rank), so that every rank plans
 // from the same figures.
 std::vector<double> minimum_over_ranks(std::vector<double> values, const ProcessInfo& process) {
@@ -241,6 +254,7 @@ int run_cli(const std::vector<std::string>& args, int* argc, char*** argv) {
     if (o.command == "params") return command_params(o);
     if (o.command == "plan") return command_plan(o);
     if (o.command == "export") return command_export(o);
+    if (o.command == "generate") return command_generate(o);
     if (o.command == "config-reference") {
       fmt::print("{}", config_reference_markdown());
       return 0;

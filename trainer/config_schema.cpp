@@ -64,9 +64,11 @@ std::vector<KeySpec> model_keys() {
        "HuggingFace config.json to take the shape from (relative to the config file, also "
        "with --set); the other model keys given override it"},
       {"model.init_from", &config_field<&Config::model_init_from>,
-       "HuggingFace model directory (model.safetensors or an index with shards, e.g. from "
-       "`longtrain export`) whose weights start the run instead of the random init (relative to "
-       "the working directory; checkpoint.resume takes precedence); empty: random init"},
+       "Weights that start the run instead of the random init, e.g. to continue at a longer "
+       "context: a HuggingFace model directory (model.safetensors or an index with shards) or a "
+       "longtrain checkpoint (a step_N directory, or a checkpoint root: its newest intact one; "
+       "the fp32 master weights, not the optimizer state or the step). Relative to the working "
+       "directory; checkpoint.resume takes precedence; empty: random init"},
       {"model.family",
        model_f<&M::family>,
        "Architecture family",

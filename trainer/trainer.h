@@ -111,7 +111,8 @@ class Trainer {
   // Loads the checkpoint that checkpoint.resume names ("auto": the newest intact one).
   void resume();
   void load_state(const std::filesystem::path& dir);
-  // model.init_from: the weights of a HuggingFace directory, each rank reading its slices.
+  // model.init_from: the weights of a HuggingFace directory or of a checkpoint (its fp32 master
+  // weights; a root means its newest intact checkpoint), each rank reading its slices.
   void load_initial_weights(const std::filesystem::path& dir);
   static void install_stop_handlers();
   // Whether any rank received SIGTERM or SIGUSR1 (an all-reduce over the world).

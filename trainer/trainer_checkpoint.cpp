@@ -7,12 +7,16 @@
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <functional>
 #include <future>
+#include <memory>
 #include <sstream>
 
 #include "checkpoint/checkpoint.h"
 #include "core/ops.h"
+#include "trainer/checkpoint_locate.h"
 #include "trainer/checkpoint_tensors.h"
+#include "trainer/hf_error.h"
 #include "trainer/hf_weights.h"
 #include "trainer/trainer.h"
 
@@ -351,26 +355,78 @@ void Trainer::load_state(const std::filesystem::path& dir) {
       dir.string(), m.step, m.layout.tp, m.layout.cp, m.layout.dp, m.layout.zero_stage, seconds);
 }
 
-// ---- initial weights from a HuggingFace directory ----
+// ---- initial weights: a HuggingFace directory or a longtrain checkpoint ----
+
+namespace {
+
+// Reads a slice of a named weight tensor as fp32, whatever holds it.
+struct WeightSource {
+  std::string label;  // for messages
+  std::function<bool(const std::string&)> contains;
+  std::function<void(const std::string&, const TensorSlice&, std::span<float>)> read;
+};
+
+// A checkpoint step directory or root (manifest, `latest` or step_N directories in it), as
+// opposed to a HuggingFace directory.
+bool names_a_checkpoint(const std::filesystem::path& dir) {
+  if (std::filesystem::exists(dir / ckpt::kManifestFileName) ||
+      std::filesystem::exists(dir / ckpt::kLatestFileName))
+    return true;
+  return std::filesystem::is_directory(dir) && !ckpt::list_steps(dir).empty();
+}
+
+// The fp32 master weights of the checkpoint `path` names (its newest intact one for a root).
+WeightSource checkpoint_weights(const std::filesystem::path& path, spdlog::logger& log) {
+  ckpt::FoundCheckpoint found;
+  try {
+    found = find_checkpoint(path, [&](const std::string& w) { log.warn("{}", w); });
+  } catch (const HfError& e) {
+    throw ConfigError(fmt::format("model.init_from: {}", e.what()));
+  }
+  auto reader = std::make_shared<CheckpointTensorReader>(found.dir);
+  auto manifest = std::make_shared<ckpt::Manifest>(std::move(found.manifest));
+  return {
+      fmt::format("{} (step {})", found.dir.string(), manifest->step),
+      [manifest](const std::string& name) { return manifest->find_tensor(name) != nullptr; },
+      [manifest, reader](const std::string& name, const TensorSlice& slice, std::span<float> out) {
+        reader->read(*manifest->find_tensor(name), slice, out);
+      }};
+}
+
+WeightSource hf_weights(const std::filesystem::path& dir) {
+  auto weights = std::make_shared<HfWeights>(dir);
+  return {dir.string(), [weights](const std::string& name) { return weights->contains(name); },
+          [weights](const std::string& name, const TensorSlice& slice, std::span<float> out) {
+            weights->read(name, slice, out);
+          }};
+}
+
+}  // namespace
 
 void Trainer::load_initial_weights(const std::filesystem::path& dir) {
   const auto t0 = Clock::now();
-  HfWeights weights(dir);
+  const WeightSource source =
+      names_a_checkpoint(dir) ? checkpoint_weights(dir, *log_) : hf_weights(dir);
   std::vector<float> values;
   for (const StatePiece& piece : state_pieces()) {
     if (!piece.compute.defined()) continue;  // Adam's moments start at zero
-    if (!weights.contains(piece.tensor)) {
+    if (!source.contains(piece.tensor)) {
       throw ConfigError(fmt::format("model.init_from {}: no tensor {} (another model?)",
-                                    dir.string(), piece.tensor));
+                                    source.label, piece.tensor));
     }
     values.resize(static_cast<std::size_t>(piece.state.numel()));
-    weights.read(piece.tensor, piece.slice, values);
+    try {
+      source.read(piece.tensor, piece.slice, values);
+    } catch (const Error& e) {  // a tensor of another shape: the model keys differ
+      throw ConfigError(
+          fmt::format("model.init_from {}: tensor {}: {}", source.label, piece.tensor, e.what()));
+    }
     std::copy(values.begin(), values.end(), piece.state.data<float>());
     if (piece.compute.raw() != piece.state.raw()) copy(piece.state, piece.compute);
   }
   gather_updated_weights();
   const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-  log_->info("model: weights from {} in {:.2f} s", dir.string(), seconds);
+  log_->info("model: weights from {} in {:.2f} s", source.label, seconds);
 }
 
 // ---- stop signals ----
