@@ -1,6 +1,7 @@
 #include "layers/model.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "core/error.h"
 #include "core/ops.h"
@@ -236,8 +237,12 @@ LossSums Model::evaluate(const TokenBatch& batch, std::span<std::int32_t> predic
 }
 
 Parameter* Model::find(const std::string& name) {
-  for (auto& g : groups_) {
-    for (auto& p : g.params()) {
+  return const_cast<Parameter*>(std::as_const(*this).find(name));
+}
+
+const Parameter* Model::find(const std::string& name) const {
+  for (const auto& g : groups_) {
+    for (const auto& p : g.params()) {
       if (p.spec.name == name) return &p;
     }
   }

@@ -76,6 +76,7 @@ class Model {
   std::vector<ParameterGroup>& groups() { return groups_; }
   const std::vector<ParameterGroup>& groups() const { return groups_; }
   Parameter* find(const std::string& name);
+  const Parameter* find(const std::string& name) const;
   void zero_grads();
   std::int64_t parameter_count() const;
 

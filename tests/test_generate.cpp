@@ -6,6 +6,7 @@
 
 #include "core/ops.h"
 #include "layers/decode.h"
+#include "tests/model_logits.h"
 #include "tests/test_util.h"
 #include "trainer/generate.h"
 
@@ -26,27 +27,6 @@ ModelConfig small_model(bool tied) {
   return m;
 }
 
-// Logits [tokens, vocab] of a full forward over `tokens` (positions 0..n-1).
-Tensor full_logits(const Model& model, const std::vector<std::int32_t>& tokens) {
-  const auto n = static_cast<std::int64_t>(tokens.size());
-  std::vector<std::int32_t> positions(tokens.size()), targets(tokens.size(), 0);
-  for (std::size_t i = 0; i < positions.size(); ++i) positions[i] = static_cast<std::int32_t>(i);
-  const std::vector<float> weights(tokens.size(), 1.0f);
-  const TokenBatch batch{1, n, tokens, targets, weights, positions, {}};
-  Model::Activations acts;
-  model.forward(batch, acts);
-  const ModelConfig& m = model.config();
-  const auto& groups = model.groups();
-  const Tensor* head = nullptr;
-  for (const auto& g : groups)
-    for (const auto& p : g.params())
-      if (p.spec.name == (m.tie_embeddings ? "model.embed_tokens.weight" : "lm_head.weight"))
-        head = &p.value;
-  Tensor logits = Tensor::empty(Shape{n, m.vocab}, DType::f32, MemCategory::workspace);
-  matmul(acts.normed, false, *head, true, logits);
-  return logits;
-}
-
 std::vector<std::int32_t> tokens_of(std::int64_t n, std::int64_t vocab) {
   std::vector<std::int32_t> out;
   for (std::int64_t i = 0; i < n; ++i)
@@ -59,7 +39,7 @@ TEST(Decoder, CachedLogitsEqualFullForwardAtEveryStep) {
     SCOPED_TRACE(tied ? "tied" : "untied, biases");
     const Model model(small_model(tied), DType::f32, 3, 64);
     const std::vector<std::int32_t> seq = tokens_of(24, 300);
-    const Tensor want = full_logits(model, seq);
+    const Tensor want = test::full_forward_logits(model, seq);
     Decoder dec(model, 24);
     const Tensor prefill = dec.append(std::span(seq).first(5), Decoder::Logits::all);
     EXPECT_LE(test::relative_error(prefill, want.rows(0, 5)), 1e-5);
@@ -82,7 +62,7 @@ TEST(Generate, GreedyFollowsTheFullForwardArgmax) {
   const Generation g = generate(model, seq, o);
   ASSERT_EQ(g.tokens.size(), 10u);
   for (std::int32_t t : g.tokens) {
-    const Tensor logits = full_logits(model, seq);
+    const Tensor logits = test::full_forward_logits(model, seq);
     EXPECT_EQ(t, greedy_token(logits.rows(logits.dim(0) - 1, 1).span<float>()));
     seq.push_back(t);
   }

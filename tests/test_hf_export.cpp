@@ -23,6 +23,7 @@
 #include "core/rng.h"
 #include "tests/checkpoint_test_util.h"
 #include "tests/cli_runner.h"
+#include "tests/model_logits.h"
 #include "trainer/checkpoint_tensors.h"
 #include "trainer/config.h"
 #include "trainer/format.h"
@@ -701,24 +702,6 @@ std::vector<std::int32_t> fixed_tokens(std::int64_t count, std::int64_t vocab) {
   return out;
 }
 
-// Logits [tokens, vocab] of the model for one sequence: the final-normed hidden states times the
-// LM head (the embedding when tied).
-Tensor logits_of(Model& model, const std::vector<std::int32_t>& tokens) {
-  const auto n = static_cast<std::int64_t>(tokens.size());
-  std::vector<std::int32_t> positions(tokens.size()), targets(tokens.size(), 0);
-  for (std::size_t i = 0; i < positions.size(); ++i) positions[i] = static_cast<std::int32_t>(i);
-  const std::vector<float> weights(tokens.size(), 1.0f);
-  const TokenBatch batch{1, n, tokens, targets, weights, positions, {}};
-  Model::Activations acts;
-  model.forward(batch, acts);
-  const ModelConfig& m = model.config();
-  const Parameter* head =
-      model.find(m.tie_embeddings ? "model.embed_tokens.weight" : "lm_head.weight");
-  Tensor logits = Tensor::empty(Shape{n, m.vocab}, DType::f32, MemCategory::workspace);
-  matmul(acts.normed, false, head->value, true, logits);
-  return logits;
-}
-
 // logits.bin: "LTLOGIT1", int64 tokens and vocab, int32 tokens[], float32 logits[tokens][vocab].
 void write_logits(const fs::path& path, const std::vector<std::int32_t>& tokens,
                   const Tensor& logits) {
@@ -766,7 +749,7 @@ void export_trained_model(const char* model_yaml, const std::string& name) {
   EXPECT_GT(export_hf(out / "ckpt", out / "hf_bf16", bf16).files.size(), 3u);
   expect_export_matches(trainer.model(), out / "hf");
   const std::vector<std::int32_t> tokens = fixed_tokens(config.data.seq_len, config.model.vocab);
-  write_logits(out / "logits.bin", tokens, logits_of(trainer.model(), tokens));
+  write_logits(out / "logits.bin", tokens, test::full_forward_logits(trainer.model(), tokens));
 }
 
 TEST(HfLogits, TrainedLlamaWritesExportAndLogits) {
