@@ -8,6 +8,7 @@
 #include <cmath>
 #include <set>
 
+#include "checkpoint/crc32c.h"
 #include "checkpoint/error.h"
 #include "checkpoint/json_writer.h"
 #include "checkpoint/safetensors_header.h"
@@ -167,10 +168,8 @@ bool is_valid_file_name(std::string_view name) {
 }
 
 void validate_manifest(const Manifest& m, const std::string& source) {
-  if (m.format_version != kManifestVersion)
-    fail(source, "format_version",
-         fmt::format("version {}, but this build reads version {}", m.format_version,
-                     kManifestVersion));
+  if (m.format_version < kOldestManifestVersion || m.format_version > kManifestVersion)
+    fail(source, "format_version", unsupported_version(m.format_version));
   if (m.step < 0) fail(source, "step", fmt::format("expected at least 0, found {}", m.step));
   validate_layout(m.layout, source);
   for (const auto& [k, v] : m.lr_schedule)
@@ -178,16 +177,27 @@ void validate_manifest(const Manifest& m, const std::string& source) {
   validate_tensors(m.tensors, validate_files(m.files, source), source);
 }
 
+std::string unsupported_version(std::int64_t version) {
+  return fmt::format("version {}, but this build reads versions {} to {}", version,
+                     kOldestManifestVersion, kManifestVersion);
+}
+
+std::uint32_t manifest_text_crc32c(std::string_view text) {
+  return crc32c(std::as_bytes(std::span(text.data(), text.size())));
+}
+
 std::string manifest_to_json(const Manifest& m) {
   validate_manifest(m, "manifest being written");
-  return fmt::format(
+  // Always the current version, whatever version `m` was read from.
+  const std::string body = fmt::format(
       "{{\n  \"format\": {},\n  \"format_version\": {},\n  \"step\": {},\n"
       "  \"consumed_samples\": {},\n  \"layout\": {},\n  \"lr_schedule\": {},\n  \"rng\": {},\n"
-      "  \"files\": {},\n  \"tensors\": {},\n  \"config_yaml\": {}\n}}\n",
-      json_string(kManifestFormat), m.format_version, m.step, m.consumed_samples,
+      "  \"files\": {},\n  \"tensors\": {},\n  \"config_yaml\": {}",
+      json_string(kManifestFormat), kManifestVersion, m.step, m.consumed_samples,
       layout_json(m.layout), lr_schedule_json(m.lr_schedule), rng_json(m.rng),
       json_lines(m.files, file_json), json_lines(m.tensors, tensor_json),
       json_string(m.config_yaml));
+  return fmt::format("{}{}{}\n}}\n", body, kManifestChecksumMarker, manifest_text_crc32c(body));
 }
 
 }  // namespace lt::ckpt

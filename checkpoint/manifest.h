@@ -24,7 +24,13 @@
 namespace lt::ckpt {
 
 inline constexpr std::string_view kManifestFormat = "longtrain-checkpoint";
-inline constexpr std::int64_t kManifestVersion = 1;
+// Version 2 ends with "manifest_crc32c", the CRC32C of the text before it, so that a flipped
+// byte that leaves valid JSON (in config_yaml, say) is caught too. Version 1 (no checksum) is
+// still read.
+inline constexpr std::int64_t kManifestVersion = 2;
+inline constexpr std::int64_t kOldestManifestVersion = 1;
+// What precedes the checksum member in the text; the checksum covers everything before it.
+inline constexpr std::string_view kManifestChecksumMarker = ",\n  \"manifest_crc32c\": ";
 inline constexpr std::uint64_t kMaxManifestBytes = std::uint64_t{1} << 30;
 
 // The process layout of the run that wrote the checkpoint.
@@ -81,6 +87,12 @@ struct Manifest {
 // A file name a manifest may list: 1 to 255 of [A-Za-z0-9._-], not starting with '.', so that no
 // manifest can point outside its directory.
 bool is_valid_file_name(std::string_view name);
+
+// "version N, but this build reads versions 1 to 2".
+std::string unsupported_version(std::int64_t version);
+
+// The CRC32C of a manifest's text before kManifestChecksumMarker.
+std::uint32_t manifest_text_crc32c(std::string_view text);
 
 // Checks the rules between fields; throws CheckpointError naming `source` and the key.
 void validate_manifest(const Manifest& manifest, const std::string& source);

@@ -87,22 +87,41 @@ TensorRecord parse_tensor(const JsonValue& v) {
   return t;
 }
 
+// Version 2: the recorded CRC32C must be that of the text before the checksum member. Checked
+// after the fields, whose own errors say more when one of them is malformed.
+void check_manifest_checksum(std::string_view json, const JsonValue& recorded) {
+  const auto recorded_crc = static_cast<std::uint32_t>(recorded.uint64(0xFFFFFFFFu));
+  const std::size_t at = json.rfind(kManifestChecksumMarker);
+  if (at == std::string_view::npos)
+    recorded.fail("expected it as the last member, after config_yaml");
+  const std::uint32_t actual = manifest_text_crc32c(json.substr(0, at));
+  if (actual != recorded_crc)
+    recorded.fail(fmt::format(
+        "the manifest's text has CRC32C 0x{:08x}, it records 0x{:08x} (corrupt manifest)", actual,
+        recorded_crc));
+}
+
 }  // namespace
 
 Manifest parse_manifest(std::string_view json, const std::string& source) {
   const JsonValue root = JsonValue::parse(json, source);
-  root.expect_keys({"format", "format_version", "step", "consumed_samples", "layout", "lr_schedule",
-                    "rng", "files", "tensors", "config_yaml"});
-  const JsonValue format = root.at("format");
-  if (format.string(kMaxNameBytes) != kManifestFormat)
-    format.fail(fmt::format("expected {}", json_string(kManifestFormat)));
   Manifest m;
   const JsonValue version = root.at("format_version");
   m.format_version = version.int64();
   // Checked before the rest: a newer format may have changed any other field.
-  if (m.format_version != kManifestVersion)
-    version.fail(fmt::format("version {}, but this build reads version {}", m.format_version,
-                             kManifestVersion));
+  if (m.format_version < kOldestManifestVersion || m.format_version > kManifestVersion)
+    version.fail(unsupported_version(m.format_version));
+  const bool checksummed = m.format_version >= 2;
+  if (checksummed) {
+    root.expect_keys({"format", "format_version", "step", "consumed_samples", "layout",
+                      "lr_schedule", "rng", "files", "tensors", "config_yaml", "manifest_crc32c"});
+  } else {
+    root.expect_keys({"format", "format_version", "step", "consumed_samples", "layout",
+                      "lr_schedule", "rng", "files", "tensors", "config_yaml"});
+  }
+  const JsonValue format = root.at("format");
+  if (format.string(kMaxNameBytes) != kManifestFormat)
+    format.fail(fmt::format("expected {}", json_string(kManifestFormat)));
   m.step = root.at("step").int64();
   m.consumed_samples = root.at("consumed_samples").uint64();
   m.layout = parse_layout(root.at("layout"));
@@ -113,6 +132,7 @@ Manifest parse_manifest(std::string_view json, const std::string& source) {
     m.tensors.push_back(parse_tensor(t));
   m.config_yaml = root.at("config_yaml").string(kMaxConfigBytes);
   validate_manifest(m, source);
+  if (checksummed) check_manifest_checksum(json, root.at("manifest_crc32c"));
   return m;
 }
 

@@ -539,9 +539,21 @@ INSTANTIATE_TEST_SUITE_P(
                     "\"other\"",
                     {"format", "expected \"longtrain-checkpoint\""}},
         BadManifest{"newer_version",
-                    "\"format_version\": 1",
                     "\"format_version\": 2",
-                    {"format_version", "version 2, but this build reads version 1"}},
+                    "\"format_version\": 3",
+                    {"format_version", "version 3, but this build reads versions 1 to 2"}},
+        BadManifest{"older_version",
+                    "\"format_version\": 2",
+                    "\"format_version\": 0",
+                    {"format_version", "version 0, but this build reads versions 1 to 2"}},
+        BadManifest{"missing_checksum",
+                    "\n  \"manifest_crc32c\"",
+                    "\n  \"other\"",
+                    {"unexpected key \"other\""}},
+        BadManifest{"checksum_as_string",
+                    "\"manifest_crc32c\": ",
+                    "\"manifest_crc32c\": \"1\", \"x\": ",
+                    {"unexpected key \"x\""}},
         BadManifest{
             "world_size", "\"world_size\": 4", "\"world_size\": 3", {"layout.world_size", "2·1·2"}},
         BadManifest{"zero_stage",
@@ -622,6 +634,36 @@ INSTANTIATE_TEST_SUITE_P(
                     "\"name\": 7",
                     {"tensors[1].name", "expected a string, found the number 7"}}),
     [](const testing::TestParamInfo<BadManifest>& info) { return info.param.name; });
+
+// A flipped byte that keeps the JSON valid and every field in range is caught by the checksum.
+TEST(Manifest, ChecksumCatchesAChangeThatKeepsTheJsonValid) {
+  const std::string json = manifest_to_json(sample_manifest());
+  for (const auto& [from, to] :
+       std::vector<std::pair<std::string, std::string>>{{"\"step\": 1200", "\"step\": 1201"},
+                                                        {"dim: 64", "dim: 65"},
+                                                        {"\"tp\": 2", "\"tp\": 2 "}}) {
+    std::string bad = json;
+    const std::size_t at = bad.find(from);
+    ASSERT_NE(at, std::string::npos) << from << " not in " << json;
+    bad.replace(at, from.size(), to);
+    expect_error([&] { parse_manifest(bad, "ckpt/manifest.json"); },
+                 {"ckpt/manifest.json", "manifest_crc32c", "corrupt manifest"});
+  }
+}
+
+// Version 1 manifests (no checksum) from earlier builds are still read, and written back as
+// the current version.
+TEST(Manifest, ReadsVersionOneWithoutAChecksum) {
+  const Manifest m = sample_manifest();
+  std::string json = manifest_to_json(m);
+  const std::size_t marker = json.find(kManifestChecksumMarker);
+  json.erase(marker, json.rfind("\n}\n") - marker);
+  json.replace(json.find("\"format_version\": 2"), 19, "\"format_version\": 1");
+  const Manifest old = parse_manifest(json, "old/manifest.json");
+  EXPECT_EQ(old.format_version, 1);
+  EXPECT_EQ(old.config_yaml, m.config_yaml);
+  EXPECT_EQ(manifest_to_json(old), manifest_to_json(m));
+}
 
 TEST(Manifest, RejectsATruncatedOrOversizedFile) {
   ScratchDir dir("manifest_bad");
