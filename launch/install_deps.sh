@@ -10,6 +10,7 @@ packages=(
   libopenmpi-dev openmpi-bin
   clang libclang-rt-dev  # libFuzzer and sanitizers for tests/fuzz
   python3-numpy python3-torch  # the PyTorch reference of tests/python/check_hf_logits.py
+  python3-matplotlib           # launch/plot_metrics.py
 )
 
 missing=()

@@ -102,6 +102,8 @@ struct LoggingConfig {
   std::int64_t every = 1;
   std::string level = "info";  // trace | debug | info | warn | error
   bool memory_report = false;  // a per-category memory table after the first step
+  std::string tensorboard;     // directory for TensorBoard event files ("" = none)
+  double peak_tflops = 0.0;    // per rank, what MFU divides by (0 = no MFU)
 };
 
 struct Config {

@@ -254,6 +254,14 @@ std::vector<KeySpec> output_keys() {
       {"logging.memory_report", logging_f<&L::memory_report>,
        "Print a table of current and peak bytes per memory category after the first step "
        "(also: longtrain train --memory-report)"},
+      {"logging.tensorboard", logging_f<&L::tensorboard>,
+       "Directory for TensorBoard event files (relative to the working directory; rank 0 writes "
+       "a new events.out.tfevents.* file per run, a resumed run too): train/ and eval/ scalars and "
+       "memory/ peaks per step; empty: none"},
+      {"logging.peak_tflops", logging_f<&L::peak_tflops>,
+       "Peak TFLOP/s of one rank's device, what MFU divides by (model FLOPs per second / (ranks x "
+       "peak)), logged as train/mfu in TensorBoard; 0: no MFU",
+       at_least(0)},
   };
 }
 

@@ -19,6 +19,7 @@
 #include "trainer/format.h"
 #include "trainer/memory_model.h"
 #include "trainer/memory_report.h"
+#include "trainer/tensorboard.h"
 
 namespace lt {
 namespace {
@@ -180,6 +181,7 @@ Trainer::Trainer(Config config, ProcessInfo process)
     metrics_ = std::make_unique<MetricsWriter>(
         (std::filesystem::path(config_.logging.dir) / "metrics.jsonl").string(), steps_done_ > 0);
   }
+  tensorboard_ = open_tensorboard(config_, process_.rank, steps_done_);
 }
 
 Trainer::~Trainer() = default;
@@ -551,6 +553,10 @@ void Trainer::log_step(std::int64_t step, const StepResult& r, double elapsed) {
         format_mib(mem.peak_of(MemCategory::activations)),
         format_mib(mem.peak_of(MemCategory::workspace)), format_mib(mem.peak_total));
   }
+  if (tensorboard_) {
+    tensorboard_->write(done,
+                        step_scalars(r, mem, config_.logging.peak_tflops, process_.world_size));
+  }
   if (!metrics_) return;
   JsonLine line;
   line.add("step", done)
@@ -574,6 +580,7 @@ void Trainer::log_step(std::int64_t step, const StepResult& r, double elapsed) {
 void Trainer::log_eval(std::int64_t step, const EvalResult& r) {
   log_->info("eval @ step {} | loss {:.4f} | accuracy {:.1f}% | exact match {:.1f}% ({} samples)",
              step, r.loss, 100.0 * r.accuracy, 100.0 * r.exact_match, config_.train.eval_samples);
+  if (tensorboard_) tensorboard_->write(step, eval_scalars(r));
   if (!metrics_) return;
   JsonLine line;
   line.add("step", step)

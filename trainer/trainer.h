@@ -27,6 +27,8 @@ class logger;
 
 namespace lt {
 
+class TensorBoardWriter;  // trainer/tensorboard.h
+
 struct EvalResult {
   double loss = 0.0;         // mean over loss-weighted tokens
   double accuracy = 0.0;     // fraction of loss-weighted tokens predicted exactly (argmax)
@@ -147,6 +149,7 @@ class Trainer {
   std::int64_t sample_offset_ = 0;
   LrSchedule schedule_;
   std::unique_ptr<MetricsWriter> metrics_;
+  std::unique_ptr<TensorBoardWriter> tensorboard_;  // logging.tensorboard, rank 0
   int threads_ = 1;
 };
 
