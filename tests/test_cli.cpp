@@ -88,6 +88,41 @@ precision: fp32
   std::filesystem::remove_all(dir);
 }
 
+// The console's progress line carries MFU when the peak is known; the run ends with a summary;
+// metrics.jsonl's mfu is model TFLOP/s over the peak.
+TEST(Cli, ProgressLineHasMfuAndTheRunEndsWithASummary) {
+  const auto dir = std::filesystem::path(testing::TempDir()) / "cli_mfu";
+  std::filesystem::remove_all(dir);
+  const auto cfg = temp_file("cli_mfu.yaml", R"(
+model: {dim: 32, layers: 1, heads: 2, kv_heads: 1, ffn: 64, vocab: 192}
+data: {seq_len: 64, num_pairs: 4, num_queries: 4}
+train: {steps: 3, global_batch: 2, micro_batch: 1, eval_every: 3, eval_samples: 4}
+precision: fp32
+logging: {peak_tflops: 0.25}
+)");
+  const Result r = run("train --config " + cfg.string() + " --set logging.dir=" + dir.string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("tok/s, MFU "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("done: 3 steps in"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("summary: last eval (step 3) loss"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("summary: peak memory of the last step on this rank"), std::string::npos)
+      << r.output;
+  std::ifstream metrics(dir / "metrics.jsonl");
+  int checked = 0;
+  for (std::string line; std::getline(metrics, line);) {
+    if (line.find("\"split\": \"train\"") == std::string::npos) continue;
+    auto field = [&](const std::string& key) {
+      const auto at = line.find("\"" + key + "\": ");
+      EXPECT_NE(at, std::string::npos) << key << " in " << line;
+      return std::stod(line.substr(at + key.size() + 4));
+    };
+    EXPECT_NEAR(field("mfu"), field("model_tflops_per_s") / 0.25, 1e-6 * field("mfu"));
+    ++checked;
+  }
+  EXPECT_EQ(checked, 3);
+  std::filesystem::remove_all(dir);
+}
+
 // --memory-report: one table after the first step whose rows are the metrics' first-step peaks.
 TEST(Cli, MemoryReportPrintsTheFirstStepPeaks) {
   const auto dir = std::filesystem::path(testing::TempDir()) / "cli_memory";

@@ -11,6 +11,7 @@
 
 #include "checkpoint/crc32c.h"
 #include "trainer/config.h"
+#include "trainer/mfu.h"
 #include "trainer/trainer.h"
 
 namespace lt {
@@ -191,7 +192,8 @@ std::vector<TensorBoardScalar> step_scalars(const StepResult& r, const MemorySna
       {"train/model_tflops_per_s", model_flops_per_s / 1e12},
   };
   if (peak_tflops > 0) {
-    s.push_back({"train/mfu", model_flops_per_s / (peak_tflops * 1e12 * world_size)});
+    s.push_back(
+        {"train/mfu", model_flops_utilization(r.flops.model, r.seconds, peak_tflops, world_size)});
   }
   for (std::size_t c = 0; c < kNumMemCategories; ++c) {
     const auto category = static_cast<MemCategory>(c);

@@ -19,6 +19,7 @@
 #include "trainer/format.h"
 #include "trainer/memory_model.h"
 #include "trainer/memory_report.h"
+#include "trainer/mfu.h"
 #include "trainer/tensorboard.h"
 
 namespace lt {
@@ -544,11 +545,14 @@ void Trainer::log_step(std::int64_t step, const StepResult& r, double elapsed) {
   const std::int64_t done = step + 1, total = config_.train.steps;
   const double eta = elapsed / static_cast<double>(done) * static_cast<double>(total - done);
   const double tokens_per_s = static_cast<double>(r.tokens) / r.seconds;
+  const double mfu = model_flops_utilization(r.flops.model, r.seconds, config_.logging.peak_tflops,
+                                             process_.world_size);
   if (done % config_.logging.every == 0 || done == total) {
     log_->info(
-        "step {:>{}}/{} | loss {:.4f} | lr {:.2e} | grad norm {:.3f} | {:.0f} tok/s | {} elapsed, "
-        "eta {} | peak MiB: act {} ws {} total {}",
+        "step {:>{}}/{} | loss {:.4f} | lr {:.2e} | grad norm {:.3f} | {:.0f} tok/s{} | {} "
+        "elapsed, eta {} | peak MiB: act {} ws {} total {}",
         done, std::to_string(total).size(), total, r.loss, r.lr, r.grad_norm, tokens_per_s,
+        mfu > 0 ? fmt::format(", MFU {:.1f}%", 100.0 * mfu) : std::string(),
         format_duration(elapsed), format_duration(eta),
         format_mib(mem.peak_of(MemCategory::activations)),
         format_mib(mem.peak_of(MemCategory::workspace)), format_mib(mem.peak_total));
@@ -567,9 +571,9 @@ void Trainer::log_step(std::int64_t step, const StepResult& r, double elapsed) {
       .add("tokens_per_s", tokens_per_s)
       .add("model_flops", r.flops.model)
       .add("model_tflops_per_s", r.flops.model / r.seconds / 1e12)
-      .add("hardware_tflops_per_s", r.flops.hardware / r.seconds / 1e12)
-      .add("step_time_s", r.seconds)
-      .add("elapsed_s", elapsed);
+      .add("hardware_tflops_per_s", r.flops.hardware / r.seconds / 1e12);
+  if (mfu > 0) line.add("mfu", mfu);
+  line.add("step_time_s", r.seconds).add("elapsed_s", elapsed);
   for (std::size_t c = 0; c < kNumMemCategories; ++c) {
     line.add("mem_peak_" + std::string(category_name(static_cast<MemCategory>(c))), mem.peak[c]);
   }
@@ -577,7 +581,41 @@ void Trainer::log_step(std::int64_t step, const StepResult& r, double elapsed) {
   metrics_->write(line);
 }
 
+void Trainer::log_summary(const std::vector<StepResult>& results, double elapsed) {
+  double tokens = 0.0, seconds = 0.0, model_flops = 0.0;
+  for (const auto& r : results) {
+    tokens += static_cast<double>(r.tokens);
+    seconds += r.seconds;
+    model_flops += r.flops.model;
+  }
+  const double mfu = model_flops_utilization(model_flops, seconds, config_.logging.peak_tflops,
+                                             process_.world_size);
+  log_->info(
+      "done: {} steps in {} (steps {} to {}), {:.0f} tok/s and {:.3f} model TFLOP/s on "
+      "average{}, final loss {:.4f}",
+      results.size(), format_duration(elapsed),
+      steps_done_ - static_cast<std::int64_t>(results.size()) + 1, steps_done_,
+      seconds > 0 ? tokens / seconds : 0.0, seconds > 0 ? model_flops / seconds / 1e12 : 0.0,
+      mfu > 0 ? fmt::format(", MFU {:.1f}%", 100.0 * mfu) : std::string(),
+      results.empty() ? 0.0 : results.back().loss);
+  if (last_eval_) {
+    log_->info("summary: last eval (step {}) loss {:.4f}, accuracy {:.1f}%, exact match {:.1f}%",
+               last_eval_->first, last_eval_->second.loss, 100.0 * last_eval_->second.accuracy,
+               100.0 * last_eval_->second.exact_match);
+  }
+  const MemorySnapshot mem = MemoryTracker::for_device(Device::cpu).snapshot();
+  log_->info(
+      "summary: peak memory of the last step on this rank {} MiB (weights {}, grads {}, "
+      "optimizer {}, activations {}, workspace {}, communication {})",
+      format_mib(mem.peak_total), format_mib(mem.peak_of(MemCategory::weights)),
+      format_mib(mem.peak_of(MemCategory::grads)), format_mib(mem.peak_of(MemCategory::optimizer)),
+      format_mib(mem.peak_of(MemCategory::activations)),
+      format_mib(mem.peak_of(MemCategory::workspace)),
+      format_mib(mem.peak_of(MemCategory::communication)));
+}
+
 void Trainer::log_eval(std::int64_t step, const EvalResult& r) {
+  last_eval_ = std::make_pair(step, r);
   log_->info("eval @ step {} | loss {:.4f} | accuracy {:.1f}% | exact match {:.1f}% ({} samples)",
              step, r.loss, 100.0 * r.accuracy, 100.0 * r.exact_match, config_.train.eval_samples);
   if (tensorboard_) tensorboard_->write(step, eval_scalars(r));
@@ -624,17 +662,7 @@ std::vector<StepResult> Trainer::run() {
     if (stop) break;
   }
   if (saving && saved_at != steps_done_) save_checkpoint();  // e.g. resumed at the last step
-  double tokens = 0.0, seconds = 0.0, model_flops = 0.0;
-  for (const auto& r : results) {
-    tokens += static_cast<double>(r.tokens);
-    seconds += r.seconds;
-    model_flops += r.flops.model;
-  }
-  log_->info(
-      "done: {} steps in {}, {:.0f} tok/s and {:.3f} model TFLOP/s on average, final loss {:.4f}",
-      results.size(), format_duration(seconds_since(t0)), seconds > 0 ? tokens / seconds : 0.0,
-      seconds > 0 ? model_flops / seconds / 1e12 : 0.0,
-      results.empty() ? 0.0 : results.back().loss);
+  log_summary(results, seconds_since(t0));
   return results;
 }
 

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <future>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -86,6 +87,8 @@ class Trainer {
  private:
   void log_step(std::int64_t step, const StepResult& r, double elapsed);
   void log_eval(std::int64_t step, const EvalResult& r);
+  // The end of run(): throughput, MFU, final loss, the last eval and the peak memory.
+  void log_summary(const std::vector<StepResult>& results, double elapsed);
   void log_startup();
   // Reduces `values` over the mesh group along `axis` (sum, or max), in place on every member
   // (identity for a group of one).
@@ -149,7 +152,8 @@ class Trainer {
   std::int64_t sample_offset_ = 0;
   LrSchedule schedule_;
   std::unique_ptr<MetricsWriter> metrics_;
-  std::unique_ptr<TensorBoardWriter> tensorboard_;  // logging.tensorboard, rank 0
+  std::unique_ptr<TensorBoardWriter> tensorboard_;                // logging.tensorboard, rank 0
+  std::optional<std::pair<std::int64_t, EvalResult>> last_eval_;  // for the end-of-run summary
   int threads_ = 1;
 };
 
