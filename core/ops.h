@@ -1,7 +1,8 @@
 // The operations layers are built from. Each dispatches on the device of its tensors to the CPU
-// kernels (core/cpu) or, in a CUDA build, the CUDA kernels. Floating tensors may be f32, bf16 or
-// f64 (f64 is for reference runs and gradient checks); arithmetic on bf16 happens in fp32.
-// Every reduction has a fixed order, so results do not depend on the thread count.
+// kernels (core/cpu) or, in a CUDA build, the CUDA kernels (core/cuda); the tensors of one call
+// must share a device (only `copy` crosses devices). Floating tensors may be f32, bf16 or f64 (f64
+// is for reference runs and gradient checks); arithmetic on bf16 happens in fp32. Every reduction
+// has a fixed order, so results do not depend on the thread count (nor, on CUDA, on the device).
 #pragma once
 
 #include <cstdint>
@@ -24,8 +25,11 @@ void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const 
 // duration of the call; the memory model accounts for them.
 bool cpu_bf16_gemm_is_native();
 
-// dst = src with dtype conversion (f32, bf16, f64); 2D strided views allowed.
+// dst = src with dtype conversion (f32, bf16, f64); 2D strided views allowed. src and dst may
+// live on different devices (staged through a contiguous buffer when layouts or dtypes differ).
 void copy(const Tensor& src, const Tensor& dst);
+// A contiguous copy of t on `device`, same dtype and category.
+Tensor to_device(const Tensor& t, Device device);
 void fill(const Tensor& t, double value);
 // dst += alpha * src (contiguous, same shape; dtypes may differ).
 void add(const Tensor& dst, const Tensor& src, double alpha = 1.0);

@@ -1,12 +1,17 @@
 #include "core/storage.h"
 
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <new>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#ifdef LT_HAVE_CUDA
+#include "core/cuda/runtime.h"
+#endif
 
 namespace lt {
 namespace {
@@ -69,19 +74,34 @@ HostBlockCache& host_cache() {
   return cache;
 }
 
+[[noreturn, maybe_unused]] void no_backend(Device device) {
+  throw std::runtime_error("this build has no " + std::string(device_name(device)) + " backend");
+}
+
 }  // namespace
 
 Storage::Storage(std::size_t bytes, MemCategory category, Device device)
     : bytes_(bytes), category_(category), device_(device) {
-  if (device != Device::cpu) {
-    throw std::runtime_error("this build has no " + std::string(device_name(device)) + " backend");
+  if (device == Device::cpu) {
+    data_ = host_cache().allocate(round_up(bytes));
+  } else {
+#ifdef LT_HAVE_CUDA
+    data_ = cuda::device_allocate(bytes, category);
+#else
+    no_backend(device);
+#endif
   }
-  data_ = host_cache().allocate(round_up(bytes));
   MemoryTracker::for_device(device_).on_alloc(category_, static_cast<std::int64_t>(bytes_));
 }
 
 Storage::~Storage() {
-  host_cache().release(data_, round_up(bytes_));
+  if (device_ == Device::cpu) {
+    host_cache().release(data_, round_up(bytes_));
+  } else {
+#ifdef LT_HAVE_CUDA
+    cuda::device_free(data_);
+#endif
+  }
   MemoryTracker::for_device(device_).on_free(category_, static_cast<std::int64_t>(bytes_));
 }
 
@@ -90,6 +110,68 @@ std::size_t host_reserved_bytes() {
 }
 void host_release_cached() {
   host_cache().release_cached();
+}
+
+bool cuda_backend_built() {
+#ifdef LT_HAVE_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+#ifdef LT_HAVE_CUDA
+int cuda_device_count() {
+  return cuda::device_count();
+}
+std::size_t device_reserved_bytes() {
+  return cuda::device_reserved_bytes();
+}
+void device_release_cached() {
+  cuda::device_release_cached();
+}
+DeviceMemoryInfo device_memory_info() {
+  const cuda::MemoryInfo info = cuda::memory_info();
+  return {info.free_bytes, info.total_bytes};
+}
+#else
+int cuda_device_count() {
+  return 0;
+}
+std::size_t device_reserved_bytes() {
+  return 0;
+}
+void device_release_cached() {}
+DeviceMemoryInfo device_memory_info() {
+  return {};
+}
+#endif
+
+void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device,
+                std::size_t bytes) {
+  if (bytes == 0) return;
+  if (dst_device == Device::cpu && src_device == Device::cpu) {
+    std::memcpy(dst, src, bytes);
+    return;
+  }
+#ifdef LT_HAVE_CUDA
+  cuda::copy_bytes(dst, src, bytes);
+#else
+  no_backend(dst_device == Device::cpu ? src_device : dst_device);
+#endif
+}
+
+void zero_bytes(void* dst, Device device, std::size_t bytes) {
+  if (bytes == 0) return;
+  if (device == Device::cpu) {
+    std::memset(dst, 0, bytes);
+    return;
+  }
+#ifdef LT_HAVE_CUDA
+  cuda::zero_bytes(dst, bytes);
+#else
+  no_backend(device);
+#endif
 }
 
 }  // namespace lt

@@ -1,6 +1,5 @@
 #include "core/tensor.h"
 
-#include <cstring>
 #include <stdexcept>
 
 #include "core/error.h"
@@ -67,7 +66,7 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, MemCategory category, Devi
 
 Tensor Tensor::zeros(const Shape& shape, DType dtype, MemCategory category, Device device) {
   Tensor t = empty(shape, dtype, category, device);
-  std::memset(t.raw(), 0, t.nbytes());
+  zero_bytes(t.raw(), device, t.nbytes());
   return t;
 }
 
@@ -130,6 +129,18 @@ void Tensor::check_type(DType expected) const {
 
 void Tensor::require_contiguous(const char* what) const {
   LT_CHECK(is_contiguous(), what << " needs a contiguous tensor, got a strided " << shape_.str());
+}
+
+void copy_to_host(const Tensor& src, void* dst, std::size_t bytes) {
+  LT_CHECK(src.is_contiguous() && bytes == src.nbytes(),
+           "copy_to_host of " << src.describe() << " into " << bytes << " bytes");
+  copy_bytes(dst, Device::cpu, src.raw(), src.device(), bytes);
+}
+
+void copy_from_host(const void* src, std::size_t bytes, const Tensor& dst) {
+  LT_CHECK(dst.is_contiguous() && bytes == dst.nbytes(),
+           "copy_from_host of " << bytes << " bytes into " << dst.describe());
+  copy_bytes(dst.raw(), dst.device(), src, Device::cpu, bytes);
 }
 
 }  // namespace lt

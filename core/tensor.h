@@ -8,7 +8,9 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
+#include "core/device_scope.h"
 #include "core/dtype.h"
 #include "core/storage.h"
 
@@ -37,10 +39,11 @@ class Tensor {
  public:
   Tensor() = default;
 
+  // On `device`, by default this thread's default device (core/device_scope.h).
   static Tensor empty(const Shape& shape, DType dtype, MemCategory category,
-                      Device device = Device::cpu);
+                      Device device = default_device());
   static Tensor zeros(const Shape& shape, DType dtype, MemCategory category,
-                      Device device = Device::cpu);
+                      Device device = default_device());
 
   bool defined() const { return storage_ != nullptr; }
   const Shape& shape() const { return shape_; }
@@ -91,5 +94,20 @@ class Tensor {
   std::int64_t row_stride_ = 0;
   DType dtype_ = DType::f32;
 };
+
+// Moves the bytes of a contiguous tensor on any device to or from host memory of exactly
+// t.nbytes() bytes (see copy_bytes for the ordering). lt::copy converts dtypes and layouts, across
+// devices too.
+void copy_to_host(const Tensor& src, void* dst, std::size_t bytes);
+void copy_from_host(const void* src, std::size_t bytes, const Tensor& dst);
+
+// The elements of a contiguous tensor on any device, read into a host vector of its C++ type.
+template <class T>
+std::vector<T> to_host_vector(const Tensor& t) {
+  std::vector<T> out(static_cast<std::size_t>(t.numel()));
+  (void)t.data<T>();  // checks the dtype
+  copy_to_host(t, out.data(), out.size() * sizeof(T));
+  return out;
+}
 
 }  // namespace lt

@@ -21,7 +21,8 @@ double LmHeadLoss::vocab_parallel_chunk(const Tensor& logits, std::span<const st
                                         std::span<std::int32_t> pred, Communicator& tp) const {
   const std::int64_t n = logits.dim(0);
   const auto len = static_cast<std::size_t>(n);
-  Tensor stats = Tensor::empty(Shape{3 * n}, DType::f64, MemCategory::communication);
+  // Host memory: the statistics are the kernels' host spans and the MPI reductions' buffers.
+  Tensor stats = Tensor::empty(Shape{3 * n}, DType::f64, MemCategory::communication, Device::cpu);
   const std::span<double> all(stats.data<double>(), 3 * len);
   const std::span<double> row_max = all.subspan(0, len), sum_exp = all.subspan(len, len),
                           target = all.subspan(2 * len, len);
@@ -31,7 +32,7 @@ double LmHeadLoss::vocab_parallel_chunk(const Tensor& logits, std::span<const st
   tp.all_reduce(stats.flat_view(0, Shape{n}), ReduceOp::max);
   // The global argmax is the smallest token id among the shards holding the maximum: the
   // largest -id, reduced with max.
-  Tensor arg = Tensor::empty(Shape{n}, DType::f64, MemCategory::communication);
+  Tensor arg = Tensor::empty(Shape{n}, DType::f64, MemCategory::communication, Device::cpu);
   for (std::size_t i = 0; i < len; ++i) {
     arg.data<double>()[i] = local_max[i] == row_max[i] ? -static_cast<double>(local_arg[i])
                                                        : -std::numeric_limits<double>::infinity();

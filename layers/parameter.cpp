@@ -61,7 +61,7 @@ void ParameterGroup::generate_initial_values(std::uint64_t seed, const Tensor& d
   // Generated in f64 and converted once, so every dtype rounds the same underlying values.
   for (const auto& p : params_) {
     const std::int64_t n = p.spec.shape.numel();
-    Tensor staging = Tensor::empty(Shape{n}, DType::f64, MemCategory::workspace);
+    Tensor staging = Tensor::empty(Shape{n}, DType::f64, MemCategory::workspace, Device::cpu);
     double* v = staging.data<double>();
     const std::uint64_t key = rng_key(seed, p.spec.name);
     for (std::int64_t i = 0; i < n; ++i) {

@@ -103,10 +103,13 @@ Rope::Rope(const ModelConfig& m, std::int64_t max_positions) : head_dim_(m.resol
   const std::vector<double> inv = rope_inverse_frequencies(m);
   const double scale = rope_attention_factor(m);
   const auto half = static_cast<std::int64_t>(inv.size());
-  cos_ = Tensor::empty(Shape{max_positions, half}, DType::f32, MemCategory::workspace);
-  sin_ = Tensor::empty(Shape{max_positions, half}, DType::f32, MemCategory::workspace);
-  float* c = cos_.data<float>();
-  float* s = sin_.data<float>();
+  // Computed on the host, then moved to the device the layers compute on.
+  Tensor cos =
+      Tensor::empty(Shape{max_positions, half}, DType::f32, MemCategory::workspace, Device::cpu);
+  Tensor sin =
+      Tensor::empty(Shape{max_positions, half}, DType::f32, MemCategory::workspace, Device::cpu);
+  float* c = cos.data<float>();
+  float* s = sin.data<float>();
   for (std::int64_t p = 0; p < max_positions; ++p) {
     for (std::int64_t i = 0; i < half; ++i) {
       const double angle = static_cast<double>(p) * inv[static_cast<std::size_t>(i)];
@@ -114,6 +117,9 @@ Rope::Rope(const ModelConfig& m, std::int64_t max_positions) : head_dim_(m.resol
       s[p * half + i] = static_cast<float>(scale * std::sin(angle));
     }
   }
+  const Device device = default_device();
+  cos_ = device == Device::cpu ? cos : to_device(cos, device);
+  sin_ = device == Device::cpu ? sin : to_device(sin, device);
 }
 
 void Rope::forward(const Tensor& x, std::span<const std::int32_t> positions) const {

@@ -1,12 +1,9 @@
 #include "parallel/mpi_communicator.h"
 
-#include <algorithm>
 #include <climits>
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <numeric>
-#include <set>
 
 #include "core/error.h"
 #include "parallel/mpi_internal.h"
@@ -40,69 +37,23 @@ class MpiHandle final : public CommHandle {
   double timeout_s_;
 };
 
-bool overlaps(const void* a, std::size_t a_bytes, const void* b, std::size_t b_bytes) {
-  const auto x = reinterpret_cast<std::uintptr_t>(a);
-  const auto y = reinterpret_cast<std::uintptr_t>(b);
-  return a_bytes > 0 && b_bytes > 0 && x < y + b_bytes && y < x + a_bytes;
-}
-
 std::vector<std::size_t> scaled(const std::vector<std::int64_t>& elements, std::size_t element) {
   std::vector<std::size_t> bytes;
   for (std::int64_t n : elements) bytes.push_back(static_cast<std::size_t>(n) * element);
   return bytes;
 }
 
-class MpiCommunicator final : public Communicator {
+class MpiCommunicator final : public comm_detail::GroupCommunicator {
  public:
   MpiCommunicator(std::shared_ptr<Group> group, double timeout_s)
-      : group_(std::move(group)), timeout_s_(timeout_s) {}
-
-  int rank() const override { return group_->rank; }
-  int size() const override { return group_->size(); }
-  const std::string& name() const override { return group_->name; }
-  const std::vector<int>& world_ranks() const override { return group_->world_ranks; }
-
-  void all_reduce(const Tensor& t, ReduceOp op) override {
-    complete(start_all_reduce(t, op, "all_reduce"));
-  }
-  void reduce_scatter(const Tensor& input, const Tensor& output, ReduceOp op) override {
-    complete(start_reduce_scatter(input, output, op, "reduce_scatter"));
-  }
-  void all_gather(const Tensor& input, const Tensor& output) override {
-    complete(start_all_gather(input, output, "all_gather"));
-  }
-  void broadcast(const Tensor& t, int root) override { complete(start_broadcast(t, root)); }
-  void send(const Tensor& t, int peer, int tag) override {
-    complete(start_p2p(t, peer, tag, true, "send"));
-  }
-  void recv(const Tensor& t, int peer, int tag) override {
-    complete(start_p2p(t, peer, tag, false, "recv"));
-  }
-  void barrier() override { complete(start_barrier()); }
-
-  std::unique_ptr<CommHandle> isend(const Tensor& t, int peer, int tag) override {
-    return handle(start_p2p(t, peer, tag, true, "isend"));
-  }
-  std::unique_ptr<CommHandle> irecv(const Tensor& t, int peer, int tag) override {
-    return handle(start_p2p(t, peer, tag, false, "irecv"));
-  }
-  std::unique_ptr<CommHandle> iall_reduce(const Tensor& t, ReduceOp op) override {
-    return handle(start_all_reduce(t, op, "iall_reduce"));
-  }
-  std::unique_ptr<CommHandle> ireduce_scatter(const Tensor& input, const Tensor& output,
-                                              ReduceOp op) override {
-    return handle(start_reduce_scatter(input, output, op, "ireduce_scatter"));
-  }
-  std::unique_ptr<CommHandle> iall_gather(const Tensor& input, const Tensor& output) override {
-    return handle(start_all_gather(input, output, "iall_gather"));
-  }
+      : GroupCommunicator(*group), group_(std::move(group)), timeout_s_(timeout_s) {}
 
  private:
   // Each start_* validates on the caller's thread (throwing lt::Error), does what is local,
   // and submits the rest; null means there is nothing to wait for. The shortcuts depend only
   // on arguments every member passes alike, so all members take them together.
 
-  std::shared_ptr<Operation> start_all_reduce(const Tensor& t, ReduceOp op, const char* what) {
+  Started start_all_reduce(const Tensor& t, ReduceOp op, const char* what) override {
     check_tensor(t, what, "tensor");
     if (size() == 1 || t.numel() == 0) return nullptr;
     const std::size_t element = dtype_size(t.dtype());
@@ -119,13 +70,11 @@ class MpiCommunicator final : public Communicator {
     return start_collective(what, std::move(sources));
   }
 
-  std::shared_ptr<Operation> start_reduce_scatter(const Tensor& input, const Tensor& output,
-                                                  ReduceOp op, const char* what) {
+  Started start_reduce_scatter(const Tensor& input, const Tensor& output, ReduceOp op,
+                               const char* what) override {
     check_tensor(input, what, "input");
     check_tensor(output, what, "output");
-    check_chunks(input, output, "input", "output", what);
-    const char* own = static_cast<const char*>(input.raw()) + rank() * output.nbytes();
-    check_aliasing(own, input, output, "output", "input", what);
+    comm_detail::check_chunks(*group_, input, output, "input", "output", what);
     if (size() == 1) {
       std::memmove(output.raw(), input.raw(), output.nbytes());
       return nullptr;
@@ -138,14 +87,12 @@ class MpiCommunicator final : public Communicator {
     return start_collective(what, std::move(sources));
   }
 
-  std::shared_ptr<Operation> start_all_gather(const Tensor& input, const Tensor& output,
-                                              const char* what) {
+  Started start_all_gather(const Tensor& input, const Tensor& output, const char* what) override {
     check_tensor(input, what, "input");
     check_tensor(output, what, "output");
-    check_chunks(output, input, "output", "input", what);
+    comm_detail::check_chunks(*group_, output, input, "output", "input", what);
     char* base = static_cast<char*>(output.raw());
     char* own = base + rank() * input.nbytes();
-    check_aliasing(own, output, input, "input", "output", what);
     std::memmove(own, input.raw(), input.nbytes());
     if (size() == 1 || input.numel() == 0) return nullptr;
     const ChunkLayout layout = ChunkLayout::equal(input.numel(), size());
@@ -156,31 +103,26 @@ class MpiCommunicator final : public Communicator {
     return start_collective(what, std::move(sources));
   }
 
-  std::shared_ptr<Operation> start_broadcast(const Tensor& t, int root) {
+  Started start_broadcast(const Tensor& t, int root) override {
     check_tensor(t, "broadcast", "tensor");
-    LT_CHECK(root >= 0 && root < size(), context("broadcast")
-                                             << ": root " << root << " is not a group rank (size "
-                                             << size() << ")");
+    comm_detail::check_group_rank(*group_, root, "root", "broadcast");
     if (size() == 1 || t.numel() == 0) return nullptr;
     Sources sources;
     sources.push_back(mpi_detail::binomial_broadcast(rank(), size(), root, t.raw(), t.nbytes()));
     return start_collective("broadcast", std::move(sources));
   }
 
-  std::shared_ptr<Operation> start_barrier() {
+  Started start_barrier() override {
     if (size() == 1) return nullptr;
     Sources sources;
     sources.push_back(mpi_detail::dissemination(rank(), size(), 0, [](int) {}));
     return start_collective("barrier", std::move(sources));
   }
 
-  std::shared_ptr<Operation> start_p2p(const Tensor& t, int peer, int tag, bool sending,
-                                       const char* what) {
+  Started start_p2p(const Tensor& t, int peer, int tag, bool sending, const char* what) override {
     check_tensor(t, what, "tensor");
-    LT_CHECK(peer >= 0 && peer < size(),
-             context(what) << ": peer " << peer << " is not a group rank (size " << size() << ")");
-    LT_CHECK(tag >= 0 && tag <= group_->tag_ub,
-             context(what) << ": tag " << tag << " outside [0, " << group_->tag_ub << "]");
+    comm_detail::check_group_rank(*group_, peer, "peer", what);
+    comm_detail::check_tag(*group_, tag, group_->tag_ub, what);
     mpi_detail::Step step;
     if (sending) {
       step.sends.push_back({t.raw(), t.nbytes(), peer});
@@ -194,60 +136,20 @@ class MpiCommunicator final : public Communicator {
 
   // Every collective gets its own tag (its sequence number) on the collective communicator,
   // so collectives in flight together never take each other's messages.
-  std::shared_ptr<Operation> start_collective(const char* what, Sources sources) {
+  Started start_collective(const char* what, Sources sources) {
     const auto tag =
         static_cast<int>(collectives_++ % (static_cast<std::uint64_t>(group_->tag_ub) + 1));
     return start({group_, group_->coll, false, tag, what}, std::move(sources));
   }
 
-  static std::shared_ptr<Operation> start(mpi_detail::OpContext context, Sources sources) {
+  Started start(mpi_detail::OpContext context, Sources sources) const {
     auto op = std::make_shared<Operation>(std::move(context), std::move(sources));
     mpi_detail::submit(op);
-    return op;
-  }
-
-  void complete(const std::shared_ptr<Operation>& op) const {
-    if (op) op->wait(timeout_s_);
-  }
-
-  std::unique_ptr<CommHandle> handle(std::shared_ptr<Operation> op) const {
     return std::make_unique<MpiHandle>(std::move(op), timeout_s_);
   }
 
-  // --- argument checks ------------------------------------------------------------------------
-
-  std::string context(const char* what) const {
-    return std::string(what) + " on " + group_->describe();
-  }
-
   void check_tensor(const Tensor& t, const char* what, const char* role) const {
-    LT_CHECK(t.defined(), context(what) << ": the " << role << " is undefined");
-    LT_CHECK(t.device() == Device::cpu,
-             context(what) << ": the " << role << " is on " << device_name(t.device())
-                           << "; the MPI communicator moves host memory only");
-    LT_CHECK(t.is_contiguous(), context(what) << ": the " << role << " " << t.describe()
-                                              << " is a strided view; pass a contiguous tensor");
-  }
-
-  // `whole` must hold size() chunks, each the size of `part`, of the same dtype.
-  void check_chunks(const Tensor& whole, const Tensor& part, const char* whole_role,
-                    const char* part_role, const char* what) const {
-    LT_CHECK(whole.dtype() == part.dtype(),
-             context(what) << ": the " << whole_role << " is " << whole.describe() << " but the "
-                           << part_role << " is " << part.describe());
-    LT_CHECK(whole.numel() == size() * part.numel(),
-             context(what) << ": the " << whole_role << " " << whole.describe() << " must hold "
-                           << size() << " chunks (one per member) of the " << part_role << " "
-                           << part.describe() << ", i.e. " << size() * part.numel() << " elements");
-  }
-
-  // `part` is either exactly this member's chunk `own` of `whole` (in place) or disjoint from
-  // `whole`; partial overlaps would be read after being overwritten.
-  void check_aliasing(const void* own, const Tensor& whole, const Tensor& part,
-                      const char* part_role, const char* whole_role, const char* what) const {
-    LT_CHECK(part.raw() == own || !overlaps(part.raw(), part.nbytes(), whole.raw(), whole.nbytes()),
-             context(what) << ": the " << part_role << " overlaps the " << whole_role
-                           << " other than as this member's own chunk " << rank());
+    comm_detail::check_tensor(*group_, t, Device::cpu, "MPI", what, role);
   }
 
   std::shared_ptr<Group> group_;
@@ -279,24 +181,6 @@ int world_size() {
   int size = 0;
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   return size;
-}
-
-// This process's group rank; throws on a malformed member list.
-int check_members(const std::string& name, const std::vector<int>& ranks, int me) {
-  const int world = world_size();
-  LT_CHECK(!ranks.empty(), "make_mpi_communicator('" << name << "'): no members");
-  std::set<int> seen;
-  for (int r : ranks) {
-    LT_CHECK(r >= 0 && r < world, "make_mpi_communicator('" << name << "'): rank " << r
-                                                            << " outside the world of " << world);
-    LT_CHECK(seen.insert(r).second,
-             "make_mpi_communicator('" << name << "'): rank " << r << " listed twice");
-  }
-  const auto it = std::find(ranks.begin(), ranks.end(), me);
-  LT_CHECK(it != ranks.end(), "make_mpi_communicator('"
-                                  << name << "'): world rank " << me
-                                  << " is not a member; only members call it");
-  return static_cast<int>(it - ranks.begin());
 }
 
 // FNV-1a over everything the members must agree on.
@@ -366,13 +250,12 @@ std::unique_ptr<Communicator> make_mpi_communicator(std::string name, std::vecto
                                                     double timeout_s,
                                                     std::size_t max_message_bytes) {
   const int me = checked_world_rank();
-  LT_CHECK(
-      timeout_s > 0 && !std::isnan(timeout_s),
-      "make_mpi_communicator('" << name << "'): timeout_s must be positive, got " << timeout_s);
+  comm_detail::check_timeout("make_mpi_communicator", name, timeout_s);
   LT_CHECK(max_message_bytes >= 1 && max_message_bytes <= static_cast<std::size_t>(INT_MAX),
            "make_mpi_communicator('" << name << "'): max_message_bytes " << max_message_bytes
                                      << " outside [1, " << INT_MAX << "]");
-  const int rank = check_members(name, world_ranks, me);
+  const int rank =
+      comm_detail::check_members("make_mpi_communicator", name, world_ranks, me, world_size());
   handshake(name, world_ranks, rank, timeout_s, max_message_bytes);
   auto group =
       std::make_shared<Group>(std::move(name), std::move(world_ranks), rank, max_message_bytes);

@@ -23,36 +23,30 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "parallel/comm_common.h"
 #include "parallel/communicator.h"
 
 namespace lt::mpi_detail {
 
-// The exit code of a job ended by a communication deadline or an MPI failure.
-inline constexpr int kAbortCode = 3;
+// The exit code of a job ended by a communication deadline or an MPI failure, and the call that
+// prints "longtrain rank R: <message>" and ends the whole job with it (comm_common.h).
+using comm_detail::fatal;
+using comm_detail::kAbortCode;
 // Tag of the creation handshake and of MPI_Comm_create_group on MPI_COMM_WORLD.
 inline constexpr int kCreateTag = 7411;
 
-// Prints "longtrain rank R: <message>" to stderr and ends the whole job with kAbortCode.
-[[noreturn]] void fatal(const std::string& message);
 // Ends the job naming `call` and MPI's error text when rc is not MPI_SUCCESS.
 void check_mpi(int rc, const char* call);
 
 // One process group: its description (for messages) and its MPI communicators. Shared by the
 // Communicator and every operation in flight on it, so the MPI communicators outlive the last
 // message sent on them.
-struct Group {
+struct Group : comm_detail::GroupInfo {
   Group(std::string name, std::vector<int> world_ranks, int rank, std::size_t max_message_bytes);
   ~Group();
   Group(const Group&) = delete;
   Group& operator=(const Group&) = delete;
 
-  int size() const { return static_cast<int>(world_ranks.size()); }
-  // "group 'dp' (ranks [1, 3])"
-  std::string describe() const;
-
-  std::string name;
-  std::vector<int> world_ranks;
-  int rank;
   std::size_t max_message_bytes;
   // Two communicators over the same members so user tags and collective tags never collide.
   MPI_Comm p2p = MPI_COMM_NULL;

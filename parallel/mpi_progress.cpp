@@ -1,8 +1,6 @@
 // Operations and the progress thread that advances them (see mpi_internal.h).
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
-#include <cstdlib>
 #include <deque>
 #include <sstream>
 
@@ -13,12 +11,6 @@ namespace lt::mpi_detail {
 
 namespace {
 
-int world_rank() {
-  int rank = -1;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  return rank;
-}
-
 bool mpi_finalized() {
   int finalized = 0;
   MPI_Finalized(&finalized);
@@ -26,13 +18,6 @@ bool mpi_finalized() {
 }
 
 }  // namespace
-
-void fatal(const std::string& message) {
-  std::fprintf(stderr, "longtrain rank %d: %s\n", world_rank(), message.c_str());
-  std::fflush(stderr);
-  MPI_Abort(MPI_COMM_WORLD, kAbortCode);
-  std::_Exit(kAbortCode);  // MPI_Abort does not return, but is not declared [[noreturn]]
-}
 
 void check_mpi(int rc, const char* call) {
   if (rc == MPI_SUCCESS) return;
@@ -47,9 +32,7 @@ void check_mpi(int rc, const char* call) {
 
 Group::Group(std::string name_, std::vector<int> world_ranks_, int rank_,
              std::size_t max_message_bytes_)
-    : name(std::move(name_)),
-      world_ranks(std::move(world_ranks_)),
-      rank(rank_),
+    : GroupInfo{std::move(name_), std::move(world_ranks_), rank_},
       max_message_bytes(max_message_bytes_) {}
 
 Group::~Group() {
@@ -57,14 +40,6 @@ Group::~Group() {
   if (mpi_finalized()) return;
   if (coll != MPI_COMM_NULL) MPI_Comm_free(&coll);
   if (p2p != MPI_COMM_NULL) MPI_Comm_free(&p2p);
-}
-
-std::string Group::describe() const {
-  std::ostringstream s;
-  s << "group '" << name << "' (ranks [";
-  for (std::size_t i = 0; i < world_ranks.size(); ++i) s << (i ? ", " : "") << world_ranks[i];
-  s << "])";
-  return s.str();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -190,10 +165,7 @@ void Operation::finish() {
 }
 
 void Operation::wait(double timeout_s) {
-  // Bounded so that a huge timeout cannot overflow the clock arithmetic.
-  const std::chrono::duration<double> limit(std::min(timeout_s, 1e9));
-  const auto deadline = std::chrono::steady_clock::now() +
-                        std::chrono::duration_cast<std::chrono::steady_clock::duration>(limit);
+  const auto deadline = comm_detail::deadline_after(timeout_s);
   std::unique_lock lock(mutex_);
   // The progress thread notifies under mutex_; sleeping here leaves the core to the peers.
   if (finished_.wait_until(lock, deadline, [this] { return done(); })) return;
@@ -216,10 +188,7 @@ std::string Operation::waiting_for() const {
 }
 
 void Operation::report_timeout(double timeout_s) const {
-  char seconds[32];
-  std::snprintf(seconds, sizeof seconds, "%.1f", timeout_s);
-  fatal(std::string("timeout after ") + seconds + " s in " + context_.what + " on " +
-        context_.group->describe() + " " + waiting_for());
+  fatal(comm_detail::timeout_message(timeout_s, context_.what, *context_.group, waiting_for()));
 }
 
 // ---------------------------------------------------------------------------------------------

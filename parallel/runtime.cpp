@@ -4,7 +4,11 @@
 
 #include <cstdlib>
 
+#include "core/error.h"
 #include "parallel/mpi_internal.h"
+#ifdef LT_HAVE_CUDA
+#include "core/cuda/runtime.h"
+#endif
 
 namespace lt {
 
@@ -23,6 +27,7 @@ DistributedRuntime::DistributedRuntime(int* argc, char*** argv) {
   MPI_Comm node;
   MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node);
   MPI_Comm_size(node, &local_size_);
+  MPI_Comm_rank(node, &local_rank_);
   MPI_Comm_free(&node);
 }
 
@@ -32,6 +37,15 @@ DistributedRuntime::~DistributedRuntime() {
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (!finalized) MPI_Finalize();
+}
+
+int DistributedRuntime::select_local_gpu() const {
+#ifdef LT_HAVE_CUDA
+  cuda::set_device_for_local_rank(local_rank_);
+  return cuda::current_device();
+#else
+  throw Error("select_local_gpu: this build has no CUDA backend");
+#endif
 }
 
 void DistributedRuntime::abort(int code) const {

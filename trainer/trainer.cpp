@@ -88,11 +88,29 @@ void check_supported(const Config& c) {
                       " must divide model.kv_heads (" + std::to_string(c.model.kv_heads) +
                       ") or be a multiple of it");
   }
-  if (c.train.device == "cuda") {
-    throw ConfigError(origin +
-                      ": train.device is 'cuda' but this build has only the CPU backend; "
-                      "use 'cpu' or 'auto'");
+}
+
+// train.device: cuda needs a visible device, and (until the trainer wires the NCCL
+// communicator) a single rank; auto takes the GPU when those hold.
+Device resolve_device(const Config& c, int world_size) {
+  if (c.train.device == "cpu") return Device::cpu;
+  const std::string origin = c.source_file.empty() ? "config" : c.source_file;
+  const int devices = cuda_device_count();
+  if (c.train.device == "auto") return devices > 0 && world_size == 1 ? Device::cuda : Device::cpu;
+  if (devices == 0) {
+    throw ConfigError(
+        fmt::format("{}: train.device is 'cuda' but {}; use 'cpu' or 'auto'", origin,
+                    cuda_backend_built()
+                        ? "no CUDA device is visible to this process"
+                        : "this build has only the CPU backend (no CUDA toolkit at build time)"));
   }
+  if (world_size > 1) {
+    throw ConfigError(fmt::format(
+        "{}: train.device 'cuda' with {} ranks: multi-rank GPU training needs the NCCL "
+        "communicator, which the trainer does not use yet; run one rank on cuda, or use 'cpu'",
+        origin, world_size));
+  }
+  return Device::cuda;
 }
 
 }  // namespace
@@ -117,6 +135,10 @@ DType compute_dtype(const std::string& precision) {
 Trainer::Trainer(Config config, ProcessInfo process)
     : config_(std::move(config)), process_(process) {
   check_supported(config_);
+  device_ = resolve_device(config_, process_.world_size);
+  // Parameters, activations and optimizer state go to train.device; host-side buffers name
+  // Device::cpu.
+  const DeviceScope scope = on_device();
   CommunicatorFactory factory = process_.communicators;
   if (!factory) {
     factory = [](const std::string& name, const std::vector<int>& ranks) {
@@ -214,7 +236,7 @@ void Trainer::log_startup() {
                config_.checkpoint.every > 0 ? std::to_string(config_.checkpoint.every) : "0",
                config_.checkpoint.keep);
   }
-  const MemorySnapshot mem = MemoryTracker::for_device(Device::cpu).snapshot();
+  const MemorySnapshot mem = MemoryTracker::for_device(device_).snapshot();
   log_->info("memory: weights {} MiB, grads {} MiB, optimizer {} MiB",
              format_mib(mem.current_of(MemCategory::weights)),
              format_mib(mem.current_of(MemCategory::grads)),
@@ -222,6 +244,7 @@ void Trainer::log_startup() {
 }
 
 StepResult Trainer::train_step(std::int64_t step) {
+  const DeviceScope scope = on_device();
   const auto t0 = Clock::now();
   const std::int64_t global = config_.train.global_batch, micro = config_.train.micro_batch;
   // Data-parallel replica d trains on samples [d * per_replica, (d + 1) * per_replica) of the step.
@@ -280,6 +303,7 @@ StepResult Trainer::train_step(std::int64_t step) {
 }
 
 EvalResult Trainer::evaluate() {
+  const DeviceScope scope = on_device();
   const std::int64_t n = config_.train.eval_samples, micro = config_.train.micro_batch;
   const std::int64_t dp = mesh_->shape().dp, d = mesh_->coords().dp;
   double sums[3] = {0.0, 0.0, 0.0};  // loss, weighted tokens, correct tokens
@@ -335,7 +359,7 @@ void Trainer::append_document_lengths(const Batch& b, std::vector<std::int64_t>&
 }
 
 void Trainer::log_memory_report() {
-  const MemorySnapshot mine = MemoryTracker::for_device(Device::cpu).snapshot();
+  const MemorySnapshot mine = MemoryTracker::for_device(device_).snapshot();
   MemorySnapshot most = mine;
   // Maxima over the whole job: over tp, then cp, then dp covers every rank.
   std::vector<double> peaks(kNumMemCategories + 1);
@@ -360,7 +384,7 @@ void Trainer::sum_over(MeshAxis axis, std::span<double> values, ReduceOp op) {
   Communicator& group = mesh_->group(axis);
   if (group.size() == 1) return;
   Tensor t = Tensor::empty(Shape{static_cast<std::int64_t>(values.size())}, DType::f64,
-                           MemCategory::communication);
+                           MemCategory::communication, Device::cpu);
   std::copy(values.begin(), values.end(), t.data<double>());
   group.all_reduce(t, op);
   std::copy_n(t.data<double>(), values.size(), values.begin());
@@ -488,6 +512,7 @@ void Trainer::gather_weights(std::size_t group) {
 }
 
 void Trainer::gather_all_weights() {
+  const DeviceScope scope = on_device();
   for (std::size_t gi = 0; gi < value_shards_.size(); ++gi) gather_weights(gi);
 }
 
@@ -541,7 +566,7 @@ TokenBatch Trainer::token_batch(const LocalBatch& l) const {
 }
 
 void Trainer::log_step(std::int64_t step, const StepResult& r, double elapsed) {
-  const MemorySnapshot mem = MemoryTracker::for_device(Device::cpu).snapshot();
+  const MemorySnapshot mem = MemoryTracker::for_device(device_).snapshot();
   const std::int64_t done = step + 1, total = config_.train.steps;
   const double eta = elapsed / static_cast<double>(done) * static_cast<double>(total - done);
   const double tokens_per_s = static_cast<double>(r.tokens) / r.seconds;
@@ -603,7 +628,7 @@ void Trainer::log_summary(const std::vector<StepResult>& results, double elapsed
                last_eval_->first, last_eval_->second.loss, 100.0 * last_eval_->second.accuracy,
                100.0 * last_eval_->second.exact_match);
   }
-  const MemorySnapshot mem = MemoryTracker::for_device(Device::cpu).snapshot();
+  const MemorySnapshot mem = MemoryTracker::for_device(device_).snapshot();
   log_->info(
       "summary: peak memory of the last step on this rank {} MiB (weights {}, grads {}, "
       "optimizer {}, activations {}, workspace {}, communication {})",
@@ -630,6 +655,7 @@ void Trainer::log_eval(std::int64_t step, const EvalResult& r) {
 }
 
 std::vector<StepResult> Trainer::run() {
+  const DeviceScope scope = on_device();
   log_startup();
   const bool eval_enabled = config_.train.eval_every > 0 && config_.train.eval_samples > 0;
   if (eval_enabled && steps_done_ == 0) log_eval(0, evaluate());
@@ -639,7 +665,7 @@ std::vector<StepResult> Trainer::run() {
   std::vector<StepResult> results;
   const auto t0 = Clock::now();
   for (std::int64_t step = steps_done_; step < config_.train.steps; ++step) {
-    MemoryTracker::for_device(Device::cpu).reset_peaks();
+    MemoryTracker::for_device(device_).reset_peaks();
     const std::int64_t doc_len = length_warmup_->document_length(step);
     if (step > 0 && doc_len != length_warmup_->document_length(step - 1)) {
       log_->info("data: documents of {} tokens from step {}", doc_len, step + 1);

@@ -10,6 +10,7 @@
 #include <span>
 #include <vector>
 
+#include "core/device_scope.h"
 #include "layers/flops.h"
 #include "layers/model.h"
 #include "optim/adamw.h"
@@ -85,6 +86,8 @@ class Trainer {
   const DataSource& data() const { return *data_; }
 
  private:
+  // Opened by every public method: what the layers allocate meanwhile goes to train.device.
+  DeviceScope on_device() const { return DeviceScope(device_); }
   void log_step(std::int64_t step, const StepResult& r, double elapsed);
   void log_eval(std::int64_t step, const EvalResult& r);
   // The end of run(): throughput, MFU, final loss, the last eval and the peak memory.
@@ -154,6 +157,8 @@ class Trainer {
   std::unique_ptr<MetricsWriter> metrics_;
   std::unique_ptr<TensorBoardWriter> tensorboard_;                // logging.tensorboard, rank 0
   std::optional<std::pair<std::int64_t, EvalResult>> last_eval_;  // for the end-of-run summary
+  Device device_ = Device::cpu;                                   // train.device, resolved
+  std::optional<DeviceScope> device_scope_;                       // when not the CPU
   int threads_ = 1;
 };
 

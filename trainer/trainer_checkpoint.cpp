@@ -187,6 +187,7 @@ std::vector<Trainer::StatePiece> Trainer::state_pieces() {
 // ---- save ----
 
 void Trainer::save_checkpoint() {
+  const DeviceScope scope = on_device();
   LT_CHECK(!config_.checkpoint.dir.empty(), "save_checkpoint without checkpoint.dir");
   const auto t0 = Clock::now();
   const std::filesystem::path root = config_.checkpoint.dir;
@@ -197,12 +198,18 @@ void Trainer::save_checkpoint() {
   // This rank's file: its pieces, each with its place in the global tensor in the metadata.
   ckpt::SafetensorsWriter writer;
   bool any = false;
+  std::vector<std::vector<float>> host_copies;  // device state, read back until the write
   for (const StatePiece& piece : state_pieces()) {
     if (!piece.writes) continue;
     any = true;
+    std::span<const float> values;
+    if (piece.state.device() == Device::cpu) {
+      values = piece.state.span<float>();
+    } else {
+      values = host_copies.emplace_back(to_host_vector<float>(piece.state));
+    }
     writer.add(piece.tensor, ckpt::TensorDtype::f32,
-               {static_cast<std::uint64_t>(piece.state.numel())},
-               std::as_bytes(piece.state.span<float>()));
+               {static_cast<std::uint64_t>(piece.state.numel())}, std::as_bytes(values));
     writer.set_metadata(std::string(kPieceMetadataPrefix) + piece.tensor,
                         encode_piece(piece.slice));
   }
@@ -211,11 +218,12 @@ void Trainer::save_checkpoint() {
   if (any) written = writer.write(ckpt::file_path(root, step, file));
   maybe_inject_signal(rank, step, "save");
   // Every rank's file size and CRC32C, to rank 0 (exact in f64 below 2^53).
-  Tensor mine = Tensor::empty(Shape{3}, DType::f64, MemCategory::communication);
+  Tensor mine = Tensor::empty(Shape{3}, DType::f64, MemCategory::communication, Device::cpu);
   mine.data<double>()[0] = any ? 1.0 : 0.0;
   mine.data<double>()[1] = static_cast<double>(written.bytes);
   mine.data<double>()[2] = static_cast<double>(written.crc32c);
-  Tensor all = Tensor::empty(Shape{3 * world_->size()}, DType::f64, MemCategory::communication);
+  Tensor all =
+      Tensor::empty(Shape{3 * world_->size()}, DType::f64, MemCategory::communication, Device::cpu);
   world_->all_gather(mine, all);
   if (rank == 0) publish_checkpoint(root, step, all);
   world_->barrier();  // no rank goes on (or exits) before the checkpoint is committed
@@ -302,11 +310,11 @@ void Trainer::resume() {
   }
   // Broadcast the choice: a path's bytes (or a problem) as f64 values.
   const std::string message = problem.empty() ? chosen.string() : "!" + problem;
-  Tensor length = Tensor::empty(Shape{1}, DType::f64, MemCategory::communication);
+  Tensor length = Tensor::empty(Shape{1}, DType::f64, MemCategory::communication, Device::cpu);
   length.data<double>()[0] = static_cast<double>(message.size());
   world_->broadcast(length, 0);
   Tensor text = Tensor::empty(Shape{static_cast<std::int64_t>(length.data<double>()[0]) + 1},
-                              DType::f64, MemCategory::communication);
+                              DType::f64, MemCategory::communication, Device::cpu);
   for (std::size_t i = 0; i < message.size() && process_.rank == 0; ++i) {
     text.data<double>()[i] = static_cast<unsigned char>(message[i]);
   }
@@ -338,7 +346,7 @@ void Trainer::load_state(const std::filesystem::path& dir) {
     }
     values.resize(static_cast<std::size_t>(piece.state.numel()));
     reader.read(*it->second, piece.slice, values);
-    std::copy(values.begin(), values.end(), piece.state.data<float>());
+    copy_from_host(values.data(), values.size() * sizeof(float), piece.state);
     // The compute weights are the master rounded to the compute dtype (the same as after a step).
     if (piece.compute.defined() && piece.compute.raw() != piece.state.raw()) {
       copy(piece.state, piece.compute);
@@ -421,7 +429,7 @@ void Trainer::load_initial_weights(const std::filesystem::path& dir) {
       throw ConfigError(
           fmt::format("model.init_from {}: tensor {}: {}", source.label, piece.tensor, e.what()));
     }
-    std::copy(values.begin(), values.end(), piece.state.data<float>());
+    copy_from_host(values.data(), values.size() * sizeof(float), piece.state);
     if (piece.compute.raw() != piece.state.raw()) copy(piece.state, piece.compute);
   }
   gather_updated_weights();
@@ -444,7 +452,7 @@ void Trainer::install_stop_handlers() {
 }
 
 bool Trainer::stop_requested() {
-  Tensor flag = Tensor::empty(Shape{1}, DType::f64, MemCategory::communication);
+  Tensor flag = Tensor::empty(Shape{1}, DType::f64, MemCategory::communication, Device::cpu);
   flag.data<double>()[0] = static_cast<double>(g_stop_signal);
   world_->all_reduce(flag, ReduceOp::max);
   const int signal = static_cast<int>(flag.data<double>()[0]);

@@ -52,7 +52,8 @@ HeadRows<C> head_rows(const Tensor& t, std::int64_t row0, std::int64_t rows, std
     h.p = base;
     h.ld = t.row_stride();
   } else {
-    h.scratch = Tensor::empty(Shape{rows, width}, dtype_of<C>(), MemCategory::workspace);
+    h.scratch =
+        Tensor::empty(Shape{rows, width}, dtype_of<C>(), MemCategory::workspace, Device::cpu);
     C* dst = h.scratch.template data<C>();
     for (std::int64_t r = 0; r < rows; ++r)
       for (std::int64_t c = 0; c < width; ++c)
@@ -153,8 +154,8 @@ void forward_head(const AttentionShape& a, std::int64_t b, std::int64_t h, const
   auto Q = head_rows<T, C>(q, b * a.q_len, a.q_len, h * hd, hd);
   auto K = head_rows<T, C>(k, b * a.kv_len, a.kv_len, g * hd, hd);
   auto V = head_rows<T, C>(v, b * a.kv_len, a.kv_len, g * hd, hd);
-  Tensor work =
-      Tensor::empty(Shape{kBlockQ * (kBlockK + hd + 2)}, dtype_of<C>(), MemCategory::workspace);
+  Tensor work = Tensor::empty(Shape{kBlockQ * (kBlockK + hd + 2)}, dtype_of<C>(),
+                              MemCategory::workspace, Device::cpu);
   C* s = work.data<C>();
   C* acc = s + kBlockQ * kBlockK;
   C* m = acc + kBlockQ * hd;
@@ -221,11 +222,12 @@ void backward_group(const AttentionShape& a, std::int64_t b, std::int64_t g, con
   const C scale = static_cast<C>(resolved_scale(a));
   auto K = head_rows<T, C>(k, b * a.kv_len, a.kv_len, g * hd, hd);
   auto V = head_rows<T, C>(v, b * a.kv_len, a.kv_len, g * hd, hd);
-  Tensor kv_grads = Tensor::zeros(Shape{2 * a.kv_len * hd}, dtype_of<C>(), MemCategory::workspace);
+  Tensor kv_grads =
+      Tensor::zeros(Shape{2 * a.kv_len * hd}, dtype_of<C>(), MemCategory::workspace, Device::cpu);
   C* dK = kv_grads.data<C>();
   C* dV = dK + a.kv_len * hd;
   Tensor work = Tensor::empty(Shape{2 * kBlockQ * kBlockK + kBlockQ * hd + a.q_len}, dtype_of<C>(),
-                              MemCategory::workspace);
+                              MemCategory::workspace, Device::cpu);
   C* p = work.data<C>();
   C* dp = p + kBlockQ * kBlockK;
   C* dq_acc = dp + kBlockQ * kBlockK;

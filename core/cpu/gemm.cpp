@@ -109,7 +109,7 @@ void matmul_f32(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor
 // bf16 output: fp32 accumulation into a scratch matrix, rounded once.
 template <class Compute>
 void through_f32_output(const Tensor& c, double beta, Compute&& compute) {
-  Tensor scratch = Tensor::empty(c.shape(), DType::f32, MemCategory::workspace);
+  Tensor scratch = Tensor::empty(c.shape(), DType::f32, MemCategory::workspace, Device::cpu);
   if (beta != 0.0) cpu::copy(c, scratch);
   compute(scratch);
   cpu::copy(scratch, c);
@@ -136,8 +136,8 @@ void matmul_bf16_native(const Tensor& a, bool ta, const Tensor& b, bool tb, cons
 // This BLAS has no bf16 GEMM: widen the operands to fp32 (exact) and use sgemm.
 void matmul_bf16_widened(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c,
                          double alpha, double beta) {
-  Tensor a32 = Tensor::empty(a.shape(), DType::f32, MemCategory::workspace);
-  Tensor b32 = Tensor::empty(b.shape(), DType::f32, MemCategory::workspace);
+  Tensor a32 = Tensor::empty(a.shape(), DType::f32, MemCategory::workspace, Device::cpu);
+  Tensor b32 = Tensor::empty(b.shape(), DType::f32, MemCategory::workspace, Device::cpu);
   cpu::copy(a, a32);
   cpu::copy(b, b32);
   GemmDims d{};
