@@ -89,7 +89,7 @@ double median_ms(const Args& args, const std::function<void()>& run) {
 
 Tensor device_random(const Shape& shape, DType dtype, double value_scale = 1.0) {
   // Values do not matter for speed, only that they are finite and not all zero.
-  Tensor host = Tensor::empty(shape, DType::f32, lt::MemCategory::workspace);
+  Tensor host = Tensor::empty(shape, DType::f32, lt::MemCategory::workspace, lt::Device::cpu);
   float* p = host.data<float>();
   for (std::int64_t i = 0; i < host.numel(); ++i)
     p[i] = static_cast<float>(value_scale * (((i * 2654435761u) % 1000) / 500.0 - 1.0));
@@ -142,11 +142,29 @@ std::vector<MemKernel> memory_kernels(std::int64_t n, std::vector<Tensor>& keep)
   k.push_back({"sum_squares f32 (+ sync)", f4, [=] { (void)lt::sum_squares(g32); }});
   k.push_back({"add_bias bf16 [n/4096, 4096]", 2 * r2, [=] { lt::add_bias(rows16, bias16); }});
   k.push_back({"bias_backward bf16 -> f32", r2, [=] { lt::bias_backward(rows16, dbias32); }});
-  // Model kernels (through the op dispatch; "no cuda kernel" until they are wired).
+  // Model kernels (core/cuda/model_*.cu through the op dispatch).
   k.push_back({"rmsnorm_forward bf16 [n/4096, 4096]", 2 * r2,
                [=] { lt::rmsnorm_forward(rows16, norm_w, 1e-5, out16, rstd); }});
   k.push_back({"swiglu_forward bf16 [n/8192, 2x4096]", 1.5 * r2,
                [=] { lt::swiglu_forward(gate_up, act); }});
+  const Tensor dx16 = t(Shape{rows, cols}, DType::bf16), dnorm_w = t(Shape{cols}, DType::f32);
+  k.push_back({"rmsnorm_backward bf16", 3 * r2,
+               [=] { lt::rmsnorm_backward(out16, rows16, norm_w, rstd, dx16, dnorm_w, false); }});
+  const Tensor dgate_up = dx16.flat_view(0, Shape{rows / 2, 2 * cols});
+  k.push_back(
+      {"swiglu_backward bf16", 2.5 * r2, [=] { lt::swiglu_backward(act, gate_up, dgate_up); }});
+  // RoPE and the embedding take host spans (positions, tokens): their upload is in the time.
+  const std::int64_t max_pos = 4096, head_dim = 128, vocab = 32000;
+  const Tensor cos_t = t(Shape{max_pos, head_dim / 2}, DType::f32);
+  const Tensor sin_t = t(Shape{max_pos, head_dim / 2}, DType::f32);
+  std::vector<std::int32_t> ids(static_cast<std::size_t>(rows));
+  for (std::int64_t i = 0; i < rows; ++i)
+    ids[static_cast<std::size_t>(i)] = static_cast<std::int32_t>((i * 7919) % max_pos);
+  k.push_back({"rope_apply bf16 (head_dim 128)", 2 * r2,
+               [=] { lt::rope_apply(dx16, head_dim, ids, cos_t, sin_t, false); }});
+  const Tensor table = t(Shape{vocab, cols}, DType::bf16);
+  k.push_back({"embedding_forward bf16 (vocab 32000)", 2 * r2,
+               [=] { lt::embedding_forward(table, ids, dx16); }});
   return k;
 }
 
