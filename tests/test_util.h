@@ -13,23 +13,25 @@
 
 namespace lt::test {
 
-// A tensor of `dtype` filled with scale * N(0, 1) values from (seed, name).
+// A host tensor of `dtype` filled with scale * N(0, 1) values from (seed, name). Host memory
+// whatever the default device: the values are written through host pointers.
 inline Tensor random_tensor(const Shape& shape, DType dtype, std::uint64_t seed,
                             const std::string& name, double scale = 1.0,
                             MemCategory category = MemCategory::workspace) {
-  Tensor staging = Tensor::empty(shape, DType::f64, MemCategory::workspace);
+  Tensor staging = Tensor::empty(shape, DType::f64, MemCategory::workspace, Device::cpu);
   double* p = staging.data<double>();
   const std::uint64_t key = rng_key(seed, name);
   for (std::int64_t i = 0; i < staging.numel(); ++i)
     p[i] = scale * normal_at(key, static_cast<std::uint64_t>(i));
   if (dtype == DType::f64) return staging;
-  Tensor t = Tensor::empty(shape, dtype, category);
+  Tensor t = Tensor::empty(shape, dtype, category, Device::cpu);
   copy(staging, t);
   return t;
 }
 
+// A host f64 copy of `t` (any device).
 inline Tensor to_f64(const Tensor& t) {
-  Tensor out = Tensor::empty(t.shape(), DType::f64, MemCategory::workspace);
+  Tensor out = Tensor::empty(t.shape(), DType::f64, MemCategory::workspace, Device::cpu);
   copy(t, out);
   return out;
 }

@@ -9,26 +9,13 @@
 
 #include "core/cuda/model_kernels.h"
 #include "core/cuda/model_launch.h"
+#include "core/cuda/tensor_args.h"
 #include "core/error.h"
 
 namespace lt::cuda {
 namespace {
 
 using launch::Dt;
-
-Dt dt_of(const Tensor& t) {
-  switch (t.dtype()) {
-    case DType::f32:
-      return Dt::f32;
-    case DType::bf16:
-      return Dt::bf16;
-    case DType::f64:
-      return Dt::f64;
-    default:
-      break;
-  }
-  throw Error("floating dtype expected, got " + std::string(dtype_name(t.dtype())));
-}
 
 // Statistics (rstd, LSE) are f32, or f64 for f64 data.
 DType stat_dtype(DType data) {
@@ -79,11 +66,6 @@ class Staging {
   std::vector<unsigned char> bytes_;
   Tensor device_;
 };
-
-Tensor device_scratch(std::int64_t n, DType dtype) {
-  return Tensor::empty(Shape{std::max<std::int64_t>(n, 1)}, dtype, MemCategory::workspace,
-                       Device::cuda);
-}
 
 void check_tokens(std::span<const std::int32_t> tokens, std::int64_t vocab) {
   for (std::int32_t id : tokens) {
@@ -166,7 +148,7 @@ void stage_attention(const AttentionShape& a, Staging& staging, launch::Attentio
 launch::AttentionArgs attention_args(const AttentionShape& a, const Tensor& q, const Tensor& k,
                                      const Tensor& v) {
   launch::AttentionArgs args;
-  args.dt = dt_of(q);
+  args.dt = launch_dt(q);
   args.out_dt = args.dt;
   args.batch = a.batch;
   args.q_len = a.q_len;
@@ -220,7 +202,7 @@ void embedding_shard_forward(const Tensor& table, std::int64_t vocab_offset,
   LT_CHECK(out.dim(0) == static_cast<std::int64_t>(tokens.size()) && out.dim(1) == dim &&
                out.dtype() == table.dtype() && out.is_contiguous(),
            "embedding_shard_forward " << table.describe() << " -> " << out.describe());
-  dt_of(table);
+  launch_dt(table);
   if (tokens.empty()) return;
   Staging staging;
   const std::size_t off = staging.add(tokens);
@@ -265,7 +247,7 @@ void embedding_shard_backward(const Tensor& dout, std::int64_t vocab_offset,
   const std::size_t so = staging.add(std::span<const std::int32_t>(seg_start));
   const std::size_t ro = staging.add(std::span<const std::int32_t>(seg_row));
   staging.upload();
-  launch::embedding_backward(dt_of(dout), dout.raw(), ld(dout), dt_of(dtable), dtable.raw(),
+  launch::embedding_backward(launch_dt(dout), dout.raw(), ld(dout), launch_dt(dtable), dtable.raw(),
                              ld(dtable), dim, staging.at<const std::int32_t>(po),
                              staging.at<const std::int32_t>(so), staging.at<const std::int32_t>(ro),
                              static_cast<std::int64_t>(seg_row.size()));
@@ -284,7 +266,7 @@ void rmsnorm_forward(const Tensor& x, const Tensor& weight, double eps, const Te
            "rmsnorm weight " << weight.describe() << " for " << x.describe());
   LT_CHECK(rstd.dtype() == stat_dtype(x.dtype()) && rstd.is_contiguous(),
            "rmsnorm rstd " << rstd.describe() << " for " << x.describe());
-  launch::rmsnorm_forward(dt_of(x), x.raw(), ld(x), weight.raw(), y.raw(), ld(y), rstd.raw(),
+  launch::rmsnorm_forward(launch_dt(x), x.raw(), ld(x), weight.raw(), y.raw(), ld(y), rstd.raw(),
                           x.dim(0), x.dim(1), eps);
 }
 
@@ -303,12 +285,12 @@ void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, c
       rstd.dtype() == stat_dtype(x.dtype()) && rstd.numel() == x.dim(0) && rstd.is_contiguous(),
       "rmsnorm rstd " << rstd.describe() << " for " << x.describe());
   LT_CHECK(dweight.is_contiguous(), "rmsnorm dweight " << dweight.describe());
-  dt_of(dweight);
+  launch_dt(dweight);
   const std::int64_t rows = x.dim(0), dim = x.dim(1);
   if (rows == 0 || dim == 0) return;
   Tensor partial = device_scratch(launch::rmsnorm_chunks(rows) * dim, stat_dtype(x.dtype()));
-  launch::rmsnorm_backward(dt_of(x), dy.raw(), ld(dy), x.raw(), ld(x), weight.raw(), rstd.raw(),
-                           dx.raw(), ld(dx), accumulate_dx, dt_of(dweight), dweight.raw(), rows,
+  launch::rmsnorm_backward(launch_dt(x), dy.raw(), ld(dy), x.raw(), ld(x), weight.raw(), rstd.raw(),
+                           dx.raw(), ld(dx), accumulate_dx, launch_dt(dweight), dweight.raw(), rows,
                            dim, partial.raw());
 }
 
@@ -336,7 +318,7 @@ void rope_apply(const Tensor& x, std::int64_t head_dim, std::span<const std::int
   Staging staging;
   const std::size_t off = staging.add(positions);
   staging.upload();
-  launch::rope_apply(dt_of(x), x.raw(), ld(x), rows, width, head_dim,
+  launch::rope_apply(launch_dt(x), x.raw(), ld(x), rows, width, head_dim,
                      staging.at<const std::int32_t>(off), cos_table.data<float>(),
                      sin_table.data<float>(), ld(cos_table), inverse);
 }
@@ -347,7 +329,7 @@ void swiglu_forward(const Tensor& gate_up, const Tensor& out) {
   const std::int64_t rows = out.dim(0), f = out.dim(1);
   LT_CHECK(gate_up.dim(0) == rows && gate_up.dim(1) == 2 * f && gate_up.dtype() == out.dtype(),
            "swiglu_forward " << gate_up.describe() << " -> " << out.describe());
-  launch::swiglu_forward(dt_of(out), gate_up.raw(), ld(gate_up), out.raw(), ld(out), rows, f);
+  launch::swiglu_forward(launch_dt(out), gate_up.raw(), ld(gate_up), out.raw(), ld(out), rows, f);
 }
 
 void swiglu_backward(const Tensor& dout, const Tensor& gate_up, const Tensor& dgate_up) {
@@ -359,7 +341,7 @@ void swiglu_backward(const Tensor& dout, const Tensor& gate_up, const Tensor& dg
   LT_CHECK(gate_up.dtype() == dout.dtype() && dgate_up.dtype() == dout.dtype(),
            "swiglu_backward dtypes " << dout.describe() << " " << gate_up.describe() << " "
                                      << dgate_up.describe());
-  launch::swiglu_backward(dt_of(dout), dout.raw(), ld(dout), gate_up.raw(), ld(gate_up),
+  launch::swiglu_backward(launch_dt(dout), dout.raw(), ld(dout), gate_up.raw(), ld(gate_up),
                           dgate_up.raw(), ld(dgate_up), rows, f);
 }
 
@@ -373,7 +355,7 @@ void attention_forward(const AttentionShape& a, const Tensor& q, const Tensor& k
   LT_CHECK(out.dtype() == q.dtype() || (q.dtype() == DType::bf16 && out.dtype() == DType::f32),
            "attention output " << out.describe() << " for " << q.describe() << " inputs");
   launch::AttentionArgs args = attention_args(a, q, k, v);
-  args.out_dt = dt_of(out);
+  args.out_dt = launch_dt(out);
   Staging staging;
   stage_attention(a, staging, args);
   launch::attention_forward(args, out.raw(), ld(out), lse.raw());
@@ -411,7 +393,7 @@ void attention_merge(const Tensor& out, const Tensor& lse, const Tensor& part_ou
       (lse.dtype() == DType::f32 || lse.dtype() == DType::f64) && part_lse.dtype() == lse.dtype(),
       "attention_merge: lse must be f32 or f64, both the same");
   LT_CHECK(lse.is_contiguous() && part_lse.is_contiguous(), "attention_merge: strided lse");
-  launch::attention_merge(dt_of(out), out.raw(), ld(out), dt_of(part_out), part_out.raw(),
+  launch::attention_merge(launch_dt(out), out.raw(), ld(out), launch_dt(part_out), part_out.raw(),
                           ld(part_out), lse.dtype() == DType::f64 ? Dt::f64 : Dt::f32, lse.raw(),
                           part_lse.raw(), lse.dim(0), lse.dim(2), heads, head_dim);
 }
@@ -441,9 +423,9 @@ double softmax_cross_entropy(const Tensor& logits, std::span<const std::int32_t>
   const std::size_t lo = staging.reserve(static_cast<std::size_t>(rows) * sizeof(double));
   const std::size_t po = staging.reserve(static_cast<std::size_t>(rows) * sizeof(std::int32_t));
   staging.upload();
-  launch::softmax_cross_entropy(dt_of(logits), logits.raw(), ld(logits), rows, width, valid_vocab,
-                                staging.at<const std::int32_t>(to), staging.at<const float>(wo),
-                                grad_scale, staging.at<double>(lo),
+  launch::softmax_cross_entropy(launch_dt(logits), logits.raw(), ld(logits), rows, width,
+                                valid_vocab, staging.at<const std::int32_t>(to),
+                                staging.at<const float>(wo), grad_scale, staging.at<double>(lo),
                                 predictions.empty() ? nullptr : staging.at<std::int32_t>(po));
   std::vector<double> losses(static_cast<std::size_t>(rows));
   launch::copy_to_host(losses.data(), staging.at<double>(lo), losses.size() * sizeof(double));
@@ -470,7 +452,7 @@ void cross_entropy_shard_max(const Tensor& logits, std::int64_t valid, std::int6
   const std::size_t mo = staging.reserve(row_max.size_bytes());
   const std::size_t ao = staging.reserve(row_max.size() * sizeof(std::int32_t));
   staging.upload();
-  launch::cross_entropy_shard_max(dt_of(logits), logits.raw(), ld(logits), rows, valid,
+  launch::cross_entropy_shard_max(launch_dt(logits), logits.raw(), ld(logits), rows, valid,
                                   vocab_offset, staging.at<double>(mo),
                                   row_argmax.empty() ? nullptr : staging.at<std::int32_t>(ao));
   launch::copy_to_host(row_max.data(), staging.at<double>(mo), row_max.size_bytes());
@@ -495,7 +477,7 @@ void cross_entropy_shard_sums(const Tensor& logits, std::int64_t valid, std::int
   const std::size_t so = staging.reserve(sum_exp.size_bytes());
   const std::size_t lo = staging.reserve(target_logit.size_bytes());
   staging.upload();
-  launch::cross_entropy_shard_sums(dt_of(logits), logits.raw(), ld(logits), rows, valid,
+  launch::cross_entropy_shard_sums(launch_dt(logits), logits.raw(), ld(logits), rows, valid,
                                    vocab_offset, staging.at<const double>(mo),
                                    staging.at<const std::int32_t>(to), staging.at<double>(so),
                                    staging.at<double>(lo));
@@ -526,7 +508,7 @@ double cross_entropy_shard_finish(const Tensor& logits, std::int64_t valid,
   const std::size_t mo = staging.add(row_max), so = staging.add(sum_exp);
   const std::size_t to = staging.add(targets), wo = staging.add(weights);
   staging.upload();
-  launch::cross_entropy_shard_grad(dt_of(logits), logits.raw(), ld(logits), rows, logits.dim(1),
+  launch::cross_entropy_shard_grad(launch_dt(logits), logits.raw(), ld(logits), rows, logits.dim(1),
                                    valid, vocab_offset, staging.at<const double>(mo),
                                    staging.at<const double>(so), staging.at<const std::int32_t>(to),
                                    staging.at<const float>(wo), grad_scale);

@@ -13,7 +13,6 @@
 #include <string>
 #include <vector>
 
-#include "core/device_scope.h"
 #include "core/ops.h"
 #include "core/storage.h"
 #include "core/tensor.h"
@@ -30,18 +29,13 @@ inline bool cuda_device_present() {
 inline Tensor random_tensor(const Shape& shape, DType dtype, std::uint64_t seed,
                             Device device = Device::cuda, double scale = 1.0,
                             MemCategory category = MemCategory::workspace) {
-  Tensor host;
-  {
-    DeviceScope on_host(Device::cpu);  // the generator writes through host pointers
-    host = random_tensor(shape, dtype, seed, "random_tensor", scale, category);
-  }
+  Tensor host = random_tensor(shape, dtype, seed, "random_tensor", scale, category);
   return device == Device::cpu ? host : to_device(host, device);
 }
 
 // All elements of `t` (any device, any floating dtype, strided views ok) as doubles.
 inline std::vector<double> to_host_f64(const Tensor& t) {
-  Tensor out = Tensor::empty(t.shape(), DType::f64, MemCategory::workspace, Device::cpu);
-  copy(t, out);
+  const Tensor out = to_f64(t);
   return std::vector<double>(out.data<double>(), out.data<double>() + out.numel());
 }
 
