@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/cuda_timing.h"
 #include "core/cuda/runtime.h"
 #include "core/ops.h"
 #include "core/storage.h"
@@ -30,10 +31,9 @@ namespace {
 using lt::DType;
 using lt::Shape;
 using lt::Tensor;
+using lt::bench::check;
+using lt::bench::device_random;
 
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
-}
 void check(cublasStatus_t s, const char* what) {
   if (s != CUBLAS_STATUS_SUCCESS)
     throw std::runtime_error(std::string(what) + ": " + cublasGetStatusString(s));
@@ -71,31 +71,9 @@ Args parse(int argc, char** argv) {
   return a;
 }
 
-// Median milliseconds of one call of `run`, each timed by its own pair of events.
+// Median milliseconds of one call of `run` (lt::bench::median_ms with the run's counts).
 double median_ms(const Args& args, const std::function<void()>& run) {
-  for (int i = 0; i < args.warmup; ++i) run();
-  std::vector<double> ms;
-  lt::cuda::Event start, stop;
-  for (int i = 0; i < args.iters; ++i) {
-    start.record();
-    run();
-    stop.record();
-    stop.synchronize();
-    ms.push_back(stop.elapsed_ms_since(start));
-  }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
-}
-
-Tensor device_random(const Shape& shape, DType dtype, double value_scale = 1.0) {
-  // Values do not matter for speed, only that they are finite and not all zero.
-  Tensor host = Tensor::empty(shape, DType::f32, lt::MemCategory::workspace, lt::Device::cpu);
-  float* p = host.data<float>();
-  for (std::int64_t i = 0; i < host.numel(); ++i)
-    p[i] = static_cast<float>(value_scale * (((i * 2654435761u) % 1000) / 500.0 - 1.0));
-  Tensor out = Tensor::empty(shape, dtype, lt::MemCategory::workspace, lt::Device::cuda);
-  lt::copy(host, out);
-  return out;
+  return lt::bench::median_ms(args.warmup, args.iters, run);
 }
 
 struct MemKernel {
@@ -268,13 +246,7 @@ int main(int argc, char** argv) {
       std::puts("no CUDA device");
       return 0;
     }
-    cudaDeviceProp prop{};
-    check(cudaGetDeviceProperties(&prop, lt::cuda::current_device()), "cudaGetDeviceProperties");
-    const lt::DeviceMemoryInfo mem = lt::device_memory_info();
-    fmt::print("device: {} (sm_{}{}), {} SMs, {:.1f} GiB ({:.1f} GiB free)\n", prop.name,
-               prop.major, prop.minor, prop.multiProcessorCount,
-               static_cast<double>(mem.total_bytes) / (1 << 30),
-               static_cast<double>(mem.free_bytes) / (1 << 30));
+    lt::bench::print_device();
     fmt::print("medians of {} timed runs after {} warm-up runs\n", args.iters, args.warmup);
     bench_memory(args);
     if (args.gemm) bench_gemm(args);

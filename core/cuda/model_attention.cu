@@ -13,8 +13,8 @@
 // (head_dim <= 16 * DC). Shared rows used with a varying row index across a warp are padded to
 // an odd stride to spread the banks. Tiles that no query of the block can see (from the
 // per-granule order/doc ranges) are skipped; inside a tile every element is masked exactly.
-#include <climits>
-
+#include "core/cuda/attention_tiles.cuh"
+#include "core/cuda/flash_attention.h"
 #include "core/cuda/model_common.cuh"
 
 namespace lt::cuda::kern {
@@ -22,36 +22,9 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kTile = 64;  // queries per block (forward, dQ), keys per block (dK/dV)
-constexpr int kGran = static_cast<int>(launch::kAttnGranule);
 
 __host__ __device__ inline std::int64_t padded(std::int64_t d) {
   return d % 2 == 0 ? d + 1 : d;
-}
-
-struct Range {
-  int omin, omax, dmin, dmax;
-};
-
-// Order/doc range of tokens [t0, t1) of one sequence from its granules ({omin, omax, dmin,
-// dmax} per kGran tokens). t0 is a multiple of kGran.
-__device__ inline Range tile_range(const std::int32_t* gran, std::int64_t t0, std::int64_t t1) {
-  Range r{INT_MAX, INT_MIN, INT_MAX, INT_MIN};
-  for (std::int64_t g = t0 / kGran; g <= (t1 - 1) / kGran; ++g) {
-    const std::int32_t* q = gran + 4 * g;
-    r.omin = min(r.omin, q[0]);
-    r.omax = max(r.omax, q[1]);
-    r.dmin = min(r.dmin, q[2]);
-    r.dmax = max(r.dmax, q[3]);
-  }
-  return r;
-}
-
-__device__ inline bool none_visible(const Range& q, const Range& k, bool causal) {
-  return (causal && k.omin > q.omax) || k.dmax < q.dmin || k.dmin > q.dmax;
-}
-
-__device__ inline bool visible(bool causal, int q_order, int q_doc, int k_order, int k_doc) {
-  return (!causal || k_order <= q_order) && k_doc == q_doc;
 }
 
 // Loads rows [row0, row0 + n) (n <= rows) of columns [col0, col0 + D) of a strided matrix into
@@ -64,17 +37,6 @@ __device__ inline void load_tile(C* s, std::int64_t ld_s, int rows, int n, const
   for (std::int64_t e = threadIdx.x; e < total; e += kThreads) {
     const std::int64_t i = e / D, d = e - i * D;
     s[i * ld_s + d] = i < n ? static_cast<C>(to_c(src[(row0 + i) * ld + col0 + d])) : C(0);
-  }
-}
-
-// Order and document of tokens [t0, t0 + n) of sequence b (rows past n get 0).
-__device__ inline void load_tokens(int* s_order, int* s_doc, int rows, int n,
-                                   const std::int32_t* order, const std::int32_t* doc,
-                                   std::int64_t b, std::int64_t len, std::int64_t t0) {
-  for (int i = threadIdx.x; i < rows; i += kThreads) {
-    const std::int64_t t = b * len + t0 + i;
-    s_order[i] = i < n ? (order ? order[t] : static_cast<int>(t0 + i)) : 0;
-    s_doc[i] = i < n ? (doc ? doc[t] : 0) : 0;
   }
 }
 
@@ -116,7 +78,7 @@ __global__ void __launch_bounds__(kThreads)
   const T* v = static_cast<const T*>(a.v);
 
   load_tile<T, C>(sQ, Dp, kTile, bq, q, a.ldq, b * a.q_len + q0, h * D, D);
-  load_tokens(sQo, sQd, kTile, bq, a.q_order, a.q_doc, b, a.q_len, q0);
+  load_tokens<kThreads>(sQo, sQd, kTile, bq, a.q_order, a.q_doc, b, a.q_len, q0);
   if (tid < kTile) {
     sM[tid] = ninf;
     sL[tid] = C(0);
@@ -137,7 +99,7 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();                               // the previous tile's readers are done
     load_tile<T, C>(sK, Dp, BK, bk, k, a.ldk, b * a.kv_len + k0, g * D, D);
     load_tile<T, C>(sV, D, BK, bk, v, a.ldv, b * a.kv_len + k0, g * D, D);
-    load_tokens(sKo, sKd, BK, bk, a.k_order, a.k_doc, b, a.kv_len, k0);
+    load_tokens<kThreads>(sKo, sKd, BK, bk, a.k_order, a.k_doc, b, a.kv_len, k0);
     __syncthreads();
 
     // S = scale * Q K^T, masked.
@@ -305,7 +267,7 @@ __global__ void __launch_bounds__(kThreads)
 
   load_tile<T, C>(sQ, Dp, kTile, bq, q, a.ldq, b * a.q_len + q0, h * D, D);
   load_tile<T, C>(sO, Dp, kTile, bq, dout, ldd, b * a.q_len + q0, h * D, D);
-  load_tokens(sQo, sQd, kTile, bq, a.q_order, a.q_doc, b, a.q_len, q0);
+  load_tokens<kThreads>(sQo, sQd, kTile, bq, a.q_order, a.q_doc, b, a.q_len, q0);
   if (tid < kTile) {
     const std::int64_t li = (b * a.heads + h) * a.q_len + q0 + tid;
     sL[tid] = tid < bq ? static_cast<C>(lse[li]) : ninf;
@@ -327,7 +289,7 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();
     load_tile<T, C>(sK, Dp, BK, bk, k, a.ldk, b * a.kv_len + k0, g * D, D);
     load_tile<T, C>(sV, Dp, BK, bk, v, a.ldv, b * a.kv_len + k0, g * D, D);
-    load_tokens(sKo, sKd, BK, bk, a.k_order, a.k_doc, b, a.kv_len, k0);
+    load_tokens<kThreads>(sKo, sKd, BK, bk, a.k_order, a.k_doc, b, a.kv_len, k0);
     __syncthreads();
 
     C s[4][NB], dp[4][NB];
@@ -442,7 +404,7 @@ __global__ void __launch_bounds__(kThreads)
 
   load_tile<T, C>(sK, Dp, kTile, bk, k, a.ldk, b * a.kv_len + k0, g * D, D);
   load_tile<T, C>(sV, Dp, kTile, bk, v, a.ldv, b * a.kv_len + k0, g * D, D);
-  load_tokens(sKo, sKd, kTile, bk, a.k_order, a.k_doc, b, a.kv_len, k0);
+  load_tokens<kThreads>(sKo, sKd, kTile, bk, a.k_order, a.k_doc, b, a.kv_len, k0);
   const std::int64_t nqg = (a.q_len + kGran - 1) / kGran, nkg = (a.kv_len + kGran - 1) / kGran;
   const Range kr = tile_range(a.k_granules + 4 * b * nkg, k0, k0 + bk);
   C dK[4][DC], dV[4][DC];
@@ -459,7 +421,7 @@ __global__ void __launch_bounds__(kThreads)
       __syncthreads();  // previous readers of the query tile are done (and the K/V loads)
       load_tile<T, C>(sQ, Dp, BQ, bq, q, a.ldq, b * a.q_len + q0, h * D, D);
       load_tile<T, C>(sO, Dp, BQ, bq, dout, ldd, b * a.q_len + q0, h * D, D);
-      load_tokens(sQo, sQd, BQ, bq, a.q_order, a.q_doc, b, a.q_len, q0);
+      load_tokens<kThreads>(sQo, sQd, BQ, bq, a.q_order, a.q_doc, b, a.q_len, q0);
       for (int i = tid; i < BQ; i += kThreads) {
         const std::int64_t li = (b * a.heads + h) * a.q_len + q0 + i;
         sL[i] = i < bq ? static_cast<C>(lse[li]) : ninf;
@@ -549,14 +511,6 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-template <class K>
-void set_smem(K kernel, std::size_t bytes) {
-  if (bytes > 48 * 1024) {
-    LT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       static_cast<int>(bytes)));
-  }
-}
-
 // Calls f(std::integral_constant<int, DC>) for the head-dim class of D. f64 (reference runs)
 // stops at 128: its tiles for larger heads do not fit in shared memory.
 template <class T, class F>
@@ -601,6 +555,10 @@ void attention_forward(const AttentionArgs& a, void* out, std::int64_t ldo, void
   using namespace kern;
   check_args(a);
   if (a.batch == 0 || a.q_len == 0 || a.heads == 0) return;
+  if (flash::supports_forward(a, out, ldo)) {
+    flash::forward(a, out, ldo, lse);
+    return;
+  }
   const std::size_t limit = max_shared_memory_per_block();
   const dim3 grid(ceil_div(a.q_len, kTile), static_cast<unsigned>(a.heads),
                   static_cast<unsigned>(a.batch));
@@ -659,6 +617,12 @@ void attention_backward(const AttentionArgs& a, const void* out, std::int64_t ld
       attention_delta_kernel<T><<<ceil_div(rows * a.heads, kThreads / 32), kThreads, 0, stream()>>>(
           o, ldo, g, ld_dout, delta, rows, a.q_len, a.heads, a.head_dim);
       check_launch("attention_backward (delta)");
+    }
+    if constexpr (std::is_same<T, bf16_t>::value) {
+      if (flash::supports_backward(a, dout, ld_dout, dq, ld_dq, dk, ld_dk, dv, ld_dv)) {
+        flash::backward(a, lse, delta, dout, ld_dout, dq, ld_dq, dk, ld_dk, dv, ld_dv);
+        return;
+      }
     }
     dispatch_dc<T>(a.head_dim, [&](auto dc) {
       constexpr int DC = decltype(dc)::value;

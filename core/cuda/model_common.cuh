@@ -209,6 +209,15 @@ inline bool rows_aligned(const void* p, std::int64_t ld, std::int64_t n, std::si
          n % per == 0;
 }
 
+// Opts a kernel into more than the default 48 KiB of dynamic shared memory.
+template <class K>
+void set_smem(K kernel, std::size_t bytes) {
+  if (bytes > 48 * 1024) {
+    LT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(bytes)));
+  }
+}
+
 inline unsigned ceil_div(std::int64_t a, std::int64_t b) {
   return static_cast<unsigned>((a + b - 1) / b);
 }

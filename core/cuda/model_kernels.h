@@ -36,6 +36,17 @@ void attention_forward(const AttentionShape& shape, const Tensor& q, const Tenso
 void attention_backward(const AttentionShape& shape, const Tensor& q, const Tensor& k,
                         const Tensor& v, const Tensor& out, const Tensor& lse, const Tensor& dout,
                         const Tensor& dq, const Tensor& dk, const Tensor& dv);
+// bf16 attention with head_dim 64 or 128 runs the tensor-core flash kernels
+// (core/cuda/flash_attention.h) unless switched off here; everything else, and everything while
+// it is off, runs the simple CUDA-core kernels. Tests and benchmarks compare the two.
+void set_flash_attention(bool enabled);
+bool flash_attention_enabled();
+// Whether attention_forward / attention_backward with these tensors run the flash kernels.
+bool flash_attention_forward_applies(const AttentionShape& shape, const Tensor& q, const Tensor& k,
+                                     const Tensor& v, const Tensor& out);
+bool flash_attention_backward_applies(const AttentionShape& shape, const Tensor& q, const Tensor& k,
+                                      const Tensor& v, const Tensor& dout, const Tensor& dq,
+                                      const Tensor& dk, const Tensor& dv);
 void attention_merge(const Tensor& out, const Tensor& lse, const Tensor& part_out,
                      const Tensor& part_lse, std::int64_t heads, std::int64_t head_dim);
 double softmax_cross_entropy(const Tensor& logits, std::span<const std::int32_t> targets,

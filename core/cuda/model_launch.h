@@ -106,6 +106,9 @@ struct AttentionArgs {
   const void* k = nullptr;
   const void* v = nullptr;
   std::int64_t ldq = 0, ldk = 0, ldv = 0;
+  // bf16 with head_dim 64 or 128 runs the tensor-core flash kernels (flash_attention.h) when
+  // this is set and the operands qualify; otherwise the simple CUDA-core kernels.
+  bool allow_flash = true;
 };
 // Largest head_dim the kernels take.
 constexpr std::int64_t kAttnMaxHeadDim = 256;

@@ -1,12 +1,14 @@
 // Host side of the CUDA model kernels: the shape and dtype checks of the CPU backend, host spans
 // staged into device workspace, and the calls to the launchers of model_launch.h.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <utility>
 #include <vector>
 
+#include "core/cuda/flash_attention.h"
 #include "core/cuda/model_kernels.h"
 #include "core/cuda/model_launch.h"
 #include "core/cuda/tensor_args.h"
@@ -164,6 +166,7 @@ launch::AttentionArgs attention_args(const AttentionShape& a, const Tensor& q, c
   args.ldq = ld(q);
   args.ldk = ld(k);
   args.ldv = ld(v);
+  args.allow_flash = flash_attention_enabled();
   return args;
 }
 
@@ -379,6 +382,33 @@ void attention_backward(const AttentionShape& a, const Tensor& q, const Tensor& 
   Tensor delta = device_scratch(a.batch * a.heads * a.q_len, stat_dtype(q.dtype()));
   launch::attention_backward(args, out.raw(), ld(out), lse.raw(), dout.raw(), ld(dout), dq.raw(),
                              ld(dq), dk.raw(), ld(dk), dv.raw(), ld(dv), delta.raw());
+}
+
+namespace {
+std::atomic<bool> g_flash_attention{true};
+}  // namespace
+
+void set_flash_attention(bool enabled) {
+  g_flash_attention = enabled;
+}
+
+bool flash_attention_enabled() {
+  return g_flash_attention;
+}
+
+bool flash_attention_forward_applies(const AttentionShape& a, const Tensor& q, const Tensor& k,
+                                     const Tensor& v, const Tensor& out) {
+  launch::AttentionArgs args = attention_args(a, q, k, v);
+  args.out_dt = launch_dt(out);
+  return flash::supports_forward(args, out.raw(), ld(out));
+}
+
+bool flash_attention_backward_applies(const AttentionShape& a, const Tensor& q, const Tensor& k,
+                                      const Tensor& v, const Tensor& dout, const Tensor& dq,
+                                      const Tensor& dk, const Tensor& dv) {
+  const launch::AttentionArgs args = attention_args(a, q, k, v);
+  return flash::supports_backward(args, dout.raw(), ld(dout), dq.raw(), ld(dq), dk.raw(), ld(dk),
+                                  dv.raw(), ld(dv));
 }
 
 void attention_merge(const Tensor& out, const Tensor& lse, const Tensor& part_out,

@@ -54,6 +54,35 @@ inline double max_rel_error(const Tensor& actual, const Tensor& expected) {
   return scale == 0.0 ? diff : diff / scale;
 }
 
+inline Tensor on_cuda(const Tensor& host) {
+  return to_device(host, Device::cuda);
+}
+
+inline Tensor empty_on(const Shape& shape, DType dtype, Device device) {
+  return Tensor::empty(shape, dtype, MemCategory::workspace, device);
+}
+
+inline DType stat_of(DType d) {
+  return d == DType::f64 ? DType::f64 : DType::f32;
+}
+
+// LSE comparison: -inf must match exactly, finite values within the returned
+// |gpu - cpu| / max(1, |cpu|).
+inline double lse_error(const Tensor& gpu, const Tensor& cpu) {
+  const std::vector<double> a = to_host_f64(gpu), b = to_host_f64(cpu);
+  EXPECT_EQ(a.size(), b.size());
+  double err = 0.0;
+  for (std::size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+    if (std::isinf(a[i]) || std::isinf(b[i])) {
+      if (a[i] != b[i]) return INFINITY;
+      continue;
+    }
+    const double d = std::abs(a[i] - b[i]) / std::max(1.0, std::abs(b[i]));
+    err = std::isnan(d) ? INFINITY : std::max(err, d);
+  }
+  return err;
+}
+
 }  // namespace lt::test
 
 // Skips the current test (GTEST_SKIP) when no CUDA device is visible.

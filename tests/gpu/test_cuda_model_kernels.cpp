@@ -29,31 +29,25 @@
 #include "core/cuda/model_kernels.h"
 #include "core/cuda/model_launch.h"
 #include "core/ops.h"
+#include "tests/gpu/attention_cases.h"
 #include "tests/gpu/gpu_test_util.h"
 
 namespace lt {
 namespace {
 
+using test::empty_on;
+using test::lse_error;
 using test::max_rel_error;
+using test::on_cuda;
 using test::random_tensor;
+using test::stat_of;
 using test::to_host_f64;
+using namespace test::attention_cases;
 
 constexpr DType kFloatTypes[] = {DType::f32, DType::bf16, DType::f64};
 
 std::string name(DType d) {
   return std::string(dtype_name(d));
-}
-
-Tensor on_cuda(const Tensor& host) {
-  return to_device(host, Device::cuda);
-}
-
-Tensor empty_on(const Shape& shape, DType dtype, Device device) {
-  return Tensor::empty(shape, dtype, MemCategory::workspace, device);
-}
-
-DType stat_of(DType d) {
-  return d == DType::f64 ? DType::f64 : DType::f32;
 }
 
 // Tolerance by dtype: f32, bf16, f64.
@@ -82,22 +76,6 @@ View strided(std::int64_t rows, std::int64_t cols, std::int64_t pad, std::int64_
   v.full = random_tensor(Shape{rows, cols + pad}, dt, seed, device, scale);
   v.view = v.full.columns(off, cols);
   return v;
-}
-
-// LSE comparison: -inf must match exactly, finite values within tol * max(1, |cpu|).
-double lse_error(const Tensor& gpu, const Tensor& cpu) {
-  const std::vector<double> a = to_host_f64(gpu), b = to_host_f64(cpu);
-  EXPECT_EQ(a.size(), b.size());
-  double err = 0.0;
-  for (std::size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
-    if (std::isinf(a[i]) || std::isinf(b[i])) {
-      if (a[i] != b[i]) return INFINITY;
-      continue;
-    }
-    const double d = std::abs(a[i] - b[i]) / std::max(1.0, std::abs(b[i]));
-    err = std::isnan(d) ? INFINITY : std::max(err, d);
-  }
-  return err;
 }
 
 // ------------------------------------------------------------------------------- embedding
@@ -306,15 +284,6 @@ TEST(CudaModelKernels, SwigluMatchesCpu) {
 
 // ------------------------------------------------------------------------------- attention
 
-enum class Masks { plain, docs, zigzag, zigzag_docs };
-
-struct AttnCase {
-  const char* name;
-  std::int64_t batch, q_len, kv_len, heads, kv_heads, head_dim;
-  bool causal;
-  Masks masks;
-};
-
 constexpr AttnCase kAttnCases[] = {
     {"causal_mha", 2, 100, 100, 4, 4, 64, true, Masks::plain},
     {"causal_gqa4", 2, 100, 100, 8, 2, 64, true, Masks::plain},
@@ -325,88 +294,6 @@ constexpr AttnCase kAttnCases[] = {
     {"zigzag_docs_gqa4", 1, 96, 96, 4, 1, 64, true, Masks::zigzag_docs},
     {"causal_hd256", 1, 70, 70, 2, 2, 256, true, Masks::plain},
 };
-
-// Global positions of cp rank r's local tokens under zigzag sharding (cp = 2): chunks r and
-// 3 - r of 2 * 2 chunks of `local / 2` tokens.
-std::vector<std::int32_t> zigzag_order(std::int64_t rank, std::int64_t local, std::int64_t batch) {
-  const std::int64_t chunk = local / 2, cp = 2;
-  std::vector<std::int32_t> out;
-  for (std::int64_t b = 0; b < batch; ++b)
-    for (std::int64_t i = 0; i < local; ++i) {
-      const std::int64_t c = i < chunk ? rank : 2 * cp - 1 - rank;
-      out.push_back(static_cast<std::int32_t>(c * chunk + i % chunk));
-    }
-  return out;
-}
-
-// Per-token documents: runs of 37 tokens of the (global) position.
-std::vector<std::int32_t> docs_of(const std::vector<std::int32_t>& positions) {
-  std::vector<std::int32_t> d;
-  for (std::int32_t p : positions) d.push_back(p / 37);
-  return d;
-}
-
-std::vector<std::int32_t> iota_positions(std::int64_t len, std::int64_t batch) {
-  std::vector<std::int32_t> out;
-  for (std::int64_t b = 0; b < batch; ++b)
-    for (std::int64_t i = 0; i < len; ++i) out.push_back(static_cast<std::int32_t>(i));
-  return out;
-}
-
-struct AttnInputs {
-  std::vector<std::int32_t> q_order, k_order, q_doc, k_doc;
-  AttentionShape shape;
-};
-
-AttnInputs attention_inputs(const AttnCase& c) {
-  AttnInputs in;
-  AttentionShape& s = in.shape;
-  s.batch = c.batch;
-  s.q_len = c.q_len;
-  s.kv_len = c.kv_len;
-  s.heads = c.heads;
-  s.kv_heads = c.kv_heads;
-  s.head_dim = c.head_dim;
-  s.causal = c.causal;
-  if (c.masks == Masks::zigzag || c.masks == Masks::zigzag_docs) {
-    // Queries of rank 0 (sees keys up to its positions), keys of rank 1 (zigzag_cross) or of
-    // rank 0 itself (zigzag_docs): some query rows see no key at all.
-    in.q_order = zigzag_order(0, c.q_len, c.batch);
-    in.k_order = zigzag_order(c.masks == Masks::zigzag ? 1 : 0, c.kv_len, c.batch);
-    s.q_order = in.q_order;
-    s.k_order = in.k_order;
-  }
-  if (c.masks == Masks::docs || c.masks == Masks::zigzag_docs) {
-    in.q_doc = docs_of(in.q_order.empty() ? iota_positions(c.q_len, c.batch) : in.q_order);
-    in.k_doc = docs_of(in.k_order.empty() ? iota_positions(c.kv_len, c.batch) : in.k_order);
-    s.q_doc = in.q_doc;
-    s.k_doc = in.k_doc;
-  }
-  return in;
-}
-
-// q, k, v as column blocks of one fused [tokens, (H + 2 Hkv) D] tensor when the lengths agree
-// (as the attention layer holds them), else q alone and k/v fused.
-struct Qkv {
-  Tensor q_full, kv_full, q, k, v;
-};
-Qkv make_qkv(const AttnCase& c, DType dt, std::uint64_t seed, Device device) {
-  const std::int64_t hd = c.head_dim, qw = c.heads * hd, kw = c.kv_heads * hd;
-  Qkv t;
-  if (c.q_len == c.kv_len) {
-    t.q_full = random_tensor(Shape{c.batch * c.q_len, qw + 2 * kw}, dt, seed, device);
-    t.q = t.q_full.columns(0, qw);
-    t.k = t.q_full.columns(qw, kw);
-    t.v = t.q_full.columns(qw + kw, kw);
-  } else {
-    t.q_full = random_tensor(Shape{c.batch * c.q_len, qw}, dt, seed, device);
-    t.kv_full = random_tensor(Shape{c.batch * c.kv_len, 2 * kw}, dt, seed + 1, device);
-    t.q = t.q_full;
-    t.k = t.kv_full.columns(0, kw);
-    t.v = t.kv_full.columns(kw, kw);
-  }
-  return t;
-}
 
 TEST(CudaModelKernels, AttentionForwardMatchesCpu) {
   LT_REQUIRE_CUDA();

@@ -1,0 +1,33 @@
+// Tensor-core flash attention (flash_forward.cu, flash_backward.cu) behind the attention
+// launchers of model_launch.h: they call it for the arguments it supports and run the simple
+// CUDA-core kernels (model_attention.cu) otherwise. Same contract as those launchers: per-token
+// causal orders and documents, GQA, LSE out, a deterministic backward (no atomics).
+//
+// Supported: bf16 q/k/v, head_dim 64 or 128, forward output f32 or bf16, every row of q, k, v and
+// dout 16-byte aligned (ld a multiple of 8 elements), outputs with even ld, and enough shared
+// memory per block (sm_80, sm_90). No CUDA headers: the host launchers include this.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/cuda/model_launch.h"
+
+namespace lt::cuda::flash {
+
+bool supports_forward(const launch::AttentionArgs& a, const void* out, std::int64_t ldo);
+bool supports_backward(const launch::AttentionArgs& a, const void* dout, std::int64_t ld_dout,
+                       const void* dq, std::int64_t ld_dq, const void* dk, std::int64_t ld_dk,
+                       const void* dv, std::int64_t ld_dv);
+
+std::size_t forward_smem_bytes(std::int64_t head_dim);
+std::size_t backward_smem_bytes(std::int64_t head_dim);
+
+// lse: f32 [batch, heads, q_len].
+void forward(const launch::AttentionArgs& a, void* out, std::int64_t ldo, void* lse);
+// delta: f32 [batch, heads, q_len] = rowsum(dout * out), computed by the caller.
+void backward(const launch::AttentionArgs& a, const void* lse, const void* delta, const void* dout,
+              std::int64_t ld_dout, void* dq, std::int64_t ld_dq, void* dk, std::int64_t ld_dk,
+              void* dv, std::int64_t ld_dv);
+
+}  // namespace lt::cuda::flash
