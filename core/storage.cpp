@@ -134,6 +134,9 @@ DeviceMemoryInfo device_memory_info() {
   const cuda::MemoryInfo info = cuda::memory_info();
   return {info.free_bytes, info.total_bytes};
 }
+double device_peak_tflops(bool bf16) {
+  return cuda::device_count() > 0 ? cuda::peak_tflops(bf16) : 0.0;
+}
 #else
 int cuda_device_count() {
   return 0;
@@ -144,6 +147,9 @@ std::size_t device_reserved_bytes() {
 void device_release_cached() {}
 DeviceMemoryInfo device_memory_info() {
   return {};
+}
+double device_peak_tflops(bool) {
+  return 0.0;
 }
 #endif
 

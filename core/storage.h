@@ -50,6 +50,9 @@ struct DeviceMemoryInfo {
   std::size_t total_bytes = 0;
 };
 DeviceMemoryInfo device_memory_info();
+// Dense peak TFLOP/s of the current CUDA device for bf16 tensor-core math (bf16 = true) or fp32;
+// 0 without CUDA or for an architecture with no figure (core/cuda/runtime.h).
+double device_peak_tflops(bool bf16);
 
 // Byte copies between memory of any two devices. A copy to the host has landed when it returns;
 // copies to a device are ordered before any later op (the source may be reused at once).

@@ -8,7 +8,9 @@
 #include "core/device_scope.h"
 #include "core/storage.h"
 #include "core/tensor.h"
+#include "parallel/nccl_communicator.h"
 #include "trainer/config.h"
+#include "trainer/train_device.h"
 #include "trainer/trainer.h"
 
 namespace lt {
@@ -39,7 +41,7 @@ train: {steps: 2, global_batch: 2, micro_batch: 1, eval_every: 0, threads: 1}
 logging: {dir: "", level: warn}
 )";
 
-TEST(TrainDevice, CudaNeedsAVisibleDeviceAndOneRank) {
+TEST(TrainDevice, CudaNeedsAVisibleDevice) {
   const Config cuda = parse_config(kConfig, "device.yaml", {"train.device=cuda"});
   if (cuda_device_count() == 0) {
     try {
@@ -58,6 +60,42 @@ TEST(TrainDevice, CudaNeedsAVisibleDeviceAndOneRank) {
     Trainer trainer(cuda, ProcessInfo{});
     EXPECT_EQ(trainer.run().size(), 2u);
   }
+}
+
+std::string device_error(const Config& config, int world_size, int local_size) {
+  try {
+    resolve_train_device(config, world_size, local_size);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// Several ranks on cuda: one GPU per rank of the node, and NCCL for a job of several ranks.
+TEST(TrainDevice, CudaNeedsAGpuPerLocalRankAndNcclForSeveralRanks) {
+  const Config cuda = parse_config(kConfig, "device.yaml", {"train.device=cuda"});
+  const Config automatic = parse_config(kConfig, "device.yaml", {"train.device=auto"});
+  const Config cpu = parse_config(kConfig, "device.yaml", {"train.device=cpu"});
+  EXPECT_EQ(resolve_train_device(cpu, 8, 8), Device::cpu);
+  const int devices = cuda_device_count();
+  if (devices == 0) {
+    EXPECT_NE(device_error(cuda, 4, 4).find("device.yaml: train.device is 'cuda' but"),
+              std::string::npos);
+    EXPECT_EQ(resolve_train_device(automatic, 4, 4), Device::cpu);
+    return;
+  }
+  // More ranks on this node than GPUs.
+  const std::string crowded = device_error(cuda, devices + 1, devices + 1);
+  EXPECT_NE(crowded.find("one rank per GPU"), std::string::npos) << crowded;
+  EXPECT_EQ(resolve_train_device(automatic, devices + 1, devices + 1), Device::cpu);
+  // As many ranks as GPUs: cuda when the build has NCCL (or for a single rank).
+  const Device expected = devices == 1 || have_nccl() ? Device::cuda : Device::cpu;
+  EXPECT_EQ(resolve_train_device(automatic, devices, devices), expected);
+  if (devices > 1 && !have_nccl()) {
+    EXPECT_NE(device_error(cuda, devices, devices).find("NCCL"), std::string::npos);
+  }
+  // A job spread over nodes: only this node's ranks share its GPUs.
+  EXPECT_EQ(resolve_train_device(cpu, 2 * devices, devices), Device::cpu);
 }
 
 TEST(TrainDevice, AutoTrainsOnWhatThisMachineHas) {

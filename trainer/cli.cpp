@@ -9,7 +9,7 @@
 #include <optional>
 #include <stdexcept>
 
-#include "parallel/mpi_communicator.h"
+#include "parallel/job_communicators.h"
 #include "parallel/runtime.h"
 #include "trainer/auto_layout.h"
 #include "trainer/byte_size.h"
@@ -21,6 +21,7 @@
 #include "trainer/plan_flags.h"
 #include "trainer/plan_report.h"
 #include "trainer/planner.h"
+#include "trainer/train_device.h"
 #include "trainer/trainer.h"
 
 namespace lt {
@@ -233,11 +234,12 @@ int command_train(const Options& o, int* argc, char*** argv) {
   Config config = load_config(*o.config, o.overrides);
   DistributedRuntime runtime(argc, argv);
   ProcessInfo process{runtime.rank(), runtime.world_size(), runtime.local_size(), {}};
+  // One rank per GPU: the device is current before anything is allocated or any NCCL
+  // communicator binds to it.
+  const Device device = resolve_train_device(config, runtime.world_size(), runtime.local_size());
+  if (device == Device::cuda) runtime.select_local_gpu();
   if (runtime.world_size() > 1) {
-    const double timeout = config.parallel.timeout_s;
-    process.communicators = [timeout](const std::string& name, const std::vector<int>& ranks) {
-      return make_mpi_communicator(name, ranks, timeout);
-    };
+    process.communicators = make_job_communicators(device, config.parallel.timeout_s);
   }
   if (config.parallel.mode == "auto") config = resolve_layout(config, process);
   Trainer trainer(std::move(config), process);

@@ -260,7 +260,8 @@ std::vector<KeySpec> output_keys() {
        "memory/ peaks per step; empty: none"},
       {"logging.peak_tflops", logging_f<&L::peak_tflops>,
        "Peak TFLOP/s of one rank's device, what MFU divides by (model FLOPs per second / (ranks x "
-       "peak)), logged as train/mfu in TensorBoard; 0: no MFU",
+       "peak)), logged as train/mfu in TensorBoard; 0: the GPU's dense peak for the precision "
+       "on train.device cuda (sm_80, sm_90), no MFU on CPU",
        at_least(0)},
   };
 }

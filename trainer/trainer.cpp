@@ -13,6 +13,7 @@
 
 #include "core/memory.h"
 #include "core/ops.h"
+#include "core/storage.h"
 #include "optim/grad_clip.h"
 #include "parallel/self_communicator.h"
 #include "parallel/zigzag.h"
@@ -21,6 +22,7 @@
 #include "trainer/memory_report.h"
 #include "trainer/mfu.h"
 #include "trainer/tensorboard.h"
+#include "trainer/train_device.h"
 
 namespace lt {
 namespace {
@@ -90,29 +92,6 @@ void check_supported(const Config& c) {
   }
 }
 
-// train.device: cuda needs a visible device, and (until the trainer wires the NCCL
-// communicator) a single rank; auto takes the GPU when those hold.
-Device resolve_device(const Config& c, int world_size) {
-  if (c.train.device == "cpu") return Device::cpu;
-  const std::string origin = c.source_file.empty() ? "config" : c.source_file;
-  const int devices = cuda_device_count();
-  if (c.train.device == "auto") return devices > 0 && world_size == 1 ? Device::cuda : Device::cpu;
-  if (devices == 0) {
-    throw ConfigError(
-        fmt::format("{}: train.device is 'cuda' but {}; use 'cpu' or 'auto'", origin,
-                    cuda_backend_built()
-                        ? "no CUDA device is visible to this process"
-                        : "this build has only the CPU backend (no CUDA toolkit at build time)"));
-  }
-  if (world_size > 1) {
-    throw ConfigError(fmt::format(
-        "{}: train.device 'cuda' with {} ranks: multi-rank GPU training needs the NCCL "
-        "communicator, which the trainer does not use yet; run one rank on cuda, or use 'cpu'",
-        origin, world_size));
-  }
-  return Device::cuda;
-}
-
 }  // namespace
 
 int resolve_threads(std::int64_t configured, int local_ranks) {
@@ -135,7 +114,7 @@ DType compute_dtype(const std::string& precision) {
 Trainer::Trainer(Config config, ProcessInfo process)
     : config_(std::move(config)), process_(process) {
   check_supported(config_);
-  device_ = resolve_device(config_, process_.world_size);
+  device_ = resolve_train_device(config_, process_.world_size, process_.local_size);
   // Parameters, activations and optimizer state go to train.device; host-side buffers name
   // Device::cpu.
   const DeviceScope scope = on_device();
@@ -168,6 +147,16 @@ Trainer::Trainer(Config config, ProcessInfo process)
   }
   if (!config_.logging.dir.empty()) std::filesystem::create_directories(config_.logging.dir);
   log_ = make_logger(config_, process_.rank);
+  if (device_ == Device::cuda && config_.logging.peak_tflops == 0.0) {
+    // MFU on a GPU by default: the device's dense peak for the run's precision.
+    config_.logging.peak_tflops = device_peak_tflops(config_.precision == "bf16");
+    if (config_.logging.peak_tflops > 0.0) {
+      log_->info(
+          "MFU against this GPU's dense {} peak of {:.0f} TFLOP/s (logging.peak_tflops "
+          "overrides)",
+          config_.precision, config_.logging.peak_tflops);
+    }
+  }
   threads_ = resolve_threads(config_.train.threads, process_.local_size);
   set_num_threads(threads_);
   data_ = make_data_source(config_.data, config_.train.seed, config_dir(config_));

@@ -1,6 +1,6 @@
-// GEMM through OpenBLAS. OpenBLAS runs single-threaded; we split C into row or column blocks, one
-// per thread, each computed by one BLAS call over the whole K, so every element of C is summed in
-// the same order whatever the thread count.
+// GEMM through OpenBLAS. OpenBLAS runs single-threaded; we split C into fixed row or column tiles
+// (for_each_block), each computed by one BLAS call over the whole K and spread over the threads,
+// so every element of C is summed in the same order whatever the thread count.
 #include <cblas.h>
 
 #include "core/cpu/common.h"
@@ -63,21 +63,28 @@ void sbgemm(const bf16* a, std::int64_t lda, bool ta, const bf16* b, std::int64_
 }
 #endif
 
-// Splits C into per-thread blocks along its longer side; small products run as one call.
+// Cuts C along its longer side into tiles of kTile rows (or columns) whatever the thread count,
+// one single-threaded BLAS call each; threads take contiguous runs of tiles, small products one
+// thread. Fixed tiles matter: OpenBLAS computes the rows of a call's last, partial micro-tile in
+// another order than the rest (seen with its Haswell kernels on an AMD EPYC: rows 252-255 of a
+// 256-row call differ from the same rows inside a 512-row call), so blocks sized by the thread
+// count would make results depend on it.
+constexpr std::int64_t kTile = 256;
+
 template <class Fn>
 void for_each_block(GemmDims d, Fn&& fn) {
   constexpr std::int64_t kMinFlopsPerThread = 1 << 20;
   const std::int64_t work = d.m * d.n * d.k;
   const bool split_rows = d.m >= d.n;
   const std::int64_t extent = split_rows ? d.m : d.n;
-  const std::int64_t quantum = 16;  // keep blocks a multiple of the micro-kernel size
-  const std::int64_t units = (extent + quantum - 1) / quantum;
+  const std::int64_t tiles = (extent + kTile - 1) / kTile;
   const std::int64_t by_work = std::max<std::int64_t>(1, work / kMinFlopsPerThread);
-  parallel_ranges(units, std::max<std::int64_t>(1, units / by_work),
-                  [&](std::int64_t u0, std::int64_t u1) {
-                    const std::int64_t lo = u0 * quantum;
-                    const std::int64_t hi = std::min(extent, u1 * quantum);
-                    fn(split_rows ? Block{lo, hi, 0, d.n} : Block{0, d.m, lo, hi});
+  parallel_ranges(tiles, std::max<std::int64_t>(1, tiles / by_work),
+                  [&](std::int64_t t0, std::int64_t t1) {
+                    for (std::int64_t t = t0; t < t1; ++t) {
+                      const std::int64_t lo = t * kTile, hi = std::min(extent, lo + kTile);
+                      fn(split_rows ? Block{lo, hi, 0, d.n} : Block{0, d.m, lo, hi});
+                    }
                   });
 }
 

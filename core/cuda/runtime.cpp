@@ -50,6 +50,21 @@ MemoryInfo memory_info() {
   return info;
 }
 
+double peak_tflops(bool tensor) {
+  const int device = current_device();
+  int major = 0, minor = 0, sms = 0, clock_khz = 0;
+  LT_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  LT_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+  LT_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  LT_CUDA_CHECK(cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, device));
+  // FLOPs per clock per SM, dense: A100 (sm_80) 312 bf16 / 19.5 fp32 TFLOP/s at 108 SMs x
+  // 1.41 GHz; H100/H200 (sm_90) 989 / 67 at 132 SMs x 1.83 GHz.
+  int per_sm = 0;
+  if (major == 8 && minor == 0) per_sm = tensor ? 2048 : 128;
+  if (major == 9 && minor == 0) per_sm = tensor ? 4096 : 256;
+  return static_cast<double>(per_sm) * sms * clock_khz * 1e3 / 1e12;
+}
+
 void copy_bytes(void* dst, const void* src, std::size_t bytes) {
   if (bytes == 0) return;
   LT_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDefault));

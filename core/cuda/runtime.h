@@ -33,6 +33,10 @@ struct MemoryInfo {
 // cudaMemGetInfo on the current device.
 MemoryInfo memory_info();
 
+// Dense peak TFLOP/s of the current device at its boost clock: bf16 on tensor cores
+// (tensor = true) or fp32 on CUDA cores. 0 for architectures without a figure here.
+double peak_tflops(bool tensor);
+
 // The caching device allocator behind Storage(bytes, category, Device::cuda). Blocks are
 // rounded up to 512 bytes and kept per (device, size) for reuse; a miss calls cudaMalloc; when
 // that fails the cache is released and the call retried once, then an lt::Error names the bytes
