@@ -117,6 +117,9 @@ void ring_attention_backward(Communicator& cp, const AttentionShape& shape,
   KvBlock part = KvBlock::make(k, k.dtype(), false);
   const int next = (me + 1) % n, prev = (me + n - 1) % n;
   int cur = 0;
+  // The gradient hop of step s travels under step s + 1's backward: its receive is waited for
+  // only before those gradients are added to, its send before the buffer receives again.
+  std::unique_ptr<CommHandle> gsend, grecv;
   for (int step = 0; step < n; ++step) {
     const int src = (me - step + n) % n;
     std::unique_ptr<CommHandle> send, recv;
@@ -128,20 +131,22 @@ void ring_attention_backward(Communicator& cp, const AttentionShape& shape,
     attention_backward(block_shape(shape, layout, me, src), q, block.k(), block.v(), out, lse, dout,
                        dq_part, part.k(), part.v());
     add(dq_acc, dq_part);
+    if (grecv) grecv->wait();  // this block's gradients so far have arrived
     const KvBlock& g = grads[static_cast<std::size_t>(cur)];
     add(g.packed, part.packed);
+    if (gsend) gsend->wait();  // the other buffer has left: it may receive again
     // This block's gradients move on with it; the ones arriving belong to the next block held
     // here (after the last hop: this rank's own block, complete).
-    auto gsend = cp.isend(g.packed, next, kGradTag + step);
-    auto grecv = cp.irecv(grads[static_cast<std::size_t>(1 - cur)].packed, prev, kGradTag + step);
-    gsend->wait();
-    grecv->wait();
+    gsend = cp.isend(g.packed, next, kGradTag + step);
+    grecv = cp.irecv(grads[static_cast<std::size_t>(1 - cur)].packed, prev, kGradTag + step);
     if (send) {
       send->wait();
       recv->wait();
     }
     cur = 1 - cur;
   }
+  gsend->wait();
+  grecv->wait();
   copy(dq_acc, dq);
   const KvBlock& mine = grads[static_cast<std::size_t>(cur)];
   copy(mine.k(), dk);

@@ -104,6 +104,7 @@ struct LoggingConfig {
   bool memory_report = false;  // a per-category memory table after the first step
   std::string tensorboard;     // directory for TensorBoard event files ("" = none)
   double peak_tflops = 0.0;    // per rank, what MFU divides by (0 = no MFU)
+  bool comm_timing = false;    // exposed and overlapped communication per step (comm_timing.h)
 };
 
 struct Config {

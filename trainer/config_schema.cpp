@@ -258,6 +258,10 @@ std::vector<KeySpec> output_keys() {
        "Directory for TensorBoard event files (relative to the working directory; rank 0 writes "
        "a new events.out.tfevents.* file per run, a resumed run too): train/ and eval/ scalars and "
        "memory/ peaks per step; empty: none"},
+      {"logging.comm_timing", logging_f<&L::comm_timing>,
+       "Time every communication call: per step, how long this rank was blocked in communication "
+       "(exposed) and how much of its non-blocking communication finished under compute "
+       "(hidden), in metrics.jsonl and the console; a table per group and operation at the end"},
       {"logging.peak_tflops", logging_f<&L::peak_tflops>,
        "Peak TFLOP/s of one rank's device, what MFU divides by (model FLOPs per second / (ranks x "
        "peak)), logged as train/mfu in TensorBoard; 0: the GPU's dense peak for the precision "

@@ -124,6 +124,13 @@ Trainer::Trainer(Config config, ProcessInfo process)
       return make_self_communicator(name, ranks.front());
     };
   }
+  if (config_.logging.comm_timing) {
+    comm_clock_ = std::make_shared<CommClock>();
+    factory = [inner = std::move(factory), clock = comm_clock_](const std::string& name,
+                                                                const std::vector<int>& ranks) {
+      return make_timed_communicator(inner(name, ranks), clock);
+    };
+  }
   const MeshShape shape{static_cast<int>(config_.parallel.dp),
                         static_cast<int>(config_.parallel.cp),
                         static_cast<int>(config_.parallel.tp)};
@@ -234,6 +241,8 @@ void Trainer::log_startup() {
 
 StepResult Trainer::train_step(std::int64_t step) {
   const DeviceScope scope = on_device();
+  if (comm_clock_)
+    comm_clock_->take();  // what ran between steps (evals, checkpoints) is not the step's
   const auto t0 = Clock::now();
   const std::int64_t global = config_.train.global_batch, micro = config_.train.micro_batch;
   // Data-parallel replica d trains on samples [d * per_replica, (d + 1) * per_replica) of the step.
@@ -288,6 +297,11 @@ StepResult Trainer::train_step(std::int64_t step) {
     log_->warn("step {}: gradient norm is {}; the update is skipped", step + 1, r.grad_norm);
   }
   r.seconds = seconds_since(t0);
+  if (comm_clock_) {
+    const CommTimes step_comm = comm_clock_->take();
+    r.comm = total_of(step_comm);
+    for (const auto& [key, t] : step_comm) comm_run_[key] += t;
+  }
   return r;
 }
 
@@ -563,10 +577,13 @@ void Trainer::log_step(std::int64_t step, const StepResult& r, double elapsed) {
                                              process_.world_size);
   if (done % config_.logging.every == 0 || done == total) {
     log_->info(
-        "step {:>{}}/{} | loss {:.4f} | lr {:.2e} | grad norm {:.3f} | {:.0f} tok/s{} | {} "
+        "step {:>{}}/{} | loss {:.4f} | lr {:.2e} | grad norm {:.3f} | {:.0f} tok/s{}{} | {} "
         "elapsed, eta {} | peak MiB: act {} ws {} total {}",
         done, std::to_string(total).size(), total, r.loss, r.lr, r.grad_norm, tokens_per_s,
         mfu > 0 ? fmt::format(", MFU {:.1f}%", 100.0 * mfu) : std::string(),
+        comm_clock_ ? fmt::format(" | comm exposed {:.1f} ms, {}/{} async hidden",
+                                  r.comm.exposed_s * 1e3, r.comm.hidden_calls, r.comm.async_calls)
+                    : std::string(),
         format_duration(elapsed), format_duration(eta),
         format_mib(mem.peak_of(MemCategory::activations)),
         format_mib(mem.peak_of(MemCategory::workspace)), format_mib(mem.peak_total));
@@ -588,6 +605,14 @@ void Trainer::log_step(std::int64_t step, const StepResult& r, double elapsed) {
       .add("hardware_tflops_per_s", r.flops.hardware / r.seconds / 1e12);
   if (mfu > 0) line.add("mfu", mfu);
   line.add("step_time_s", r.seconds).add("elapsed_s", elapsed);
+  if (comm_clock_) {
+    line.add("comm_exposed_s", r.comm.exposed_s)
+        .add("comm_window_s", r.comm.window_s)
+        .add("comm_calls", r.comm.calls)
+        .add("comm_async_calls", r.comm.async_calls)
+        .add("comm_hidden_calls", r.comm.hidden_calls)
+        .add("comm_bytes", r.comm.bytes);
+  }
   for (std::size_t c = 0; c < kNumMemCategories; ++c) {
     line.add("mem_peak_" + std::string(category_name(static_cast<MemCategory>(c))), mem.peak[c]);
   }
@@ -617,6 +642,7 @@ void Trainer::log_summary(const std::vector<StepResult>& results, double elapsed
                last_eval_->first, last_eval_->second.loss, 100.0 * last_eval_->second.accuracy,
                100.0 * last_eval_->second.exact_match);
   }
+  if (comm_clock_) log_comm_summary(seconds);
   const MemorySnapshot mem = MemoryTracker::for_device(device_).snapshot();
   log_->info(
       "summary: peak memory of the last step on this rank {} MiB (weights {}, grads {}, "
@@ -626,6 +652,24 @@ void Trainer::log_summary(const std::vector<StepResult>& results, double elapsed
       format_mib(mem.peak_of(MemCategory::activations)),
       format_mib(mem.peak_of(MemCategory::workspace)),
       format_mib(mem.peak_of(MemCategory::communication)));
+}
+
+void Trainer::log_comm_summary(double step_seconds) {
+  const CommOpTimes total = total_of(comm_run_);
+  log_->info(
+      "summary: communication on this rank: {:.1f} ms exposed of {:.1f} ms of steps ({:.1f}%); "
+      "{} of {} non-blocking calls complete before their wait (hidden)",
+      total.exposed_s * 1e3, step_seconds * 1e3,
+      step_seconds > 0 ? 100.0 * total.exposed_s / step_seconds : 0.0, total.hidden_calls,
+      total.async_calls);
+  log_->info("summary: {:<8} {:<16} {:>7} {:>7} {:>10} {:>12} {:>11}", "group", "operation",
+             "calls", "hidden", "MiB", "exposed ms", "window ms");
+  for (const auto& [key, t] : comm_run_) {
+    log_->info("summary: {:<8} {:<16} {:>7} {:>7} {:>10.1f} {:>12.2f} {:>11.2f}", key.first,
+               key.second, t.calls,
+               t.async_calls > 0 ? fmt::format("{}/{}", t.hidden_calls, t.async_calls) : "-",
+               static_cast<double>(t.bytes) / (1 << 20), t.exposed_s * 1e3, t.window_s * 1e3);
+  }
 }
 
 void Trainer::log_eval(std::int64_t step, const EvalResult& r) {

@@ -15,6 +15,7 @@
 #include "layers/model.h"
 #include "optim/adamw.h"
 #include "optim/lr_schedule.h"
+#include "parallel/comm_timing.h"
 #include "parallel/mesh.h"
 #include "parallel/ring_attention.h"
 #include "trainer/config.h"
@@ -45,6 +46,7 @@ struct StepResult {
   double seconds = 0.0;
   bool skipped = false;  // the gradient was not finite and the optimizer did not step
   StepFlops flops;       // of the whole job's step (layers/flops.h)
+  CommOpTimes comm;      // this rank's communication during the step (logging.comm_timing)
 };
 
 // A micro-batch as this rank holds it, with the ring layout when context parallel.
@@ -92,6 +94,8 @@ class Trainer {
   void log_eval(std::int64_t step, const EvalResult& r);
   // The end of run(): throughput, MFU, final loss, the last eval and the peak memory.
   void log_summary(const std::vector<StepResult>& results, double elapsed);
+  // logging.comm_timing: this run's communication per group and operation.
+  void log_comm_summary(double step_seconds);
   void log_startup();
   // Reduces `values` over the mesh group along `axis` (sum, or max), in place on every member
   // (identity for a group of one).
@@ -158,7 +162,9 @@ class Trainer {
   std::unique_ptr<TensorBoardWriter> tensorboard_;                // logging.tensorboard, rank 0
   std::optional<std::pair<std::int64_t, EvalResult>> last_eval_;  // for the end-of-run summary
   Device device_ = Device::cpu;                                   // train.device, resolved
-  std::optional<DeviceScope> device_scope_;                       // when not the CPU
+  std::shared_ptr<CommClock> comm_clock_;    // logging.comm_timing: every communicator books here
+  CommTimes comm_run_;                       // this run's steps, per group and operation
+  std::optional<DeviceScope> device_scope_;  // when not the CPU
   int threads_ = 1;
 };
 

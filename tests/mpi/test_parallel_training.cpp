@@ -372,6 +372,44 @@ TEST(ParallelMemory, NoLogitsBufferExceedsTokensTimesVocabOverTp) {
 
 INSTANTIATE_TEST_SUITE_P(Precision, ParallelTraining, ::testing::Values("fp32", "bf16"));
 
+// logging.comm_timing on this layout: the same losses and parameters bit for bit, and every
+// step books this layout's communication: calls whenever there are several ranks, non-blocking
+// ones (the ring's K/V and gradient hops) under cp, at most all of them hidden, and exposed time
+// within the step.
+TEST(ParallelTraining, CommTimingBooksTheLayoutsCommunicationAndChangesNoResult) {
+  const std::string tokens = write_token_file(g_runtime->rank());
+  const int world = g_runtime->world_size();
+  const int dp = g_dp > 0 ? g_dp : world / (g_cp * g_tp);
+  auto config = [&](bool timed) {
+    return parse_config(
+        config_text(tokens), "parallel_test.yaml",
+        {"precision=fp32", "parallel.dp=" + std::to_string(dp),
+         "parallel.cp=" + std::to_string(g_cp), "parallel.tp=" + std::to_string(g_tp),
+         std::string("logging.comm_timing=") + (timed ? "true" : "false")});
+  };
+  const ProcessInfo process{g_runtime->rank(), world, g_runtime->local_size(),
+                            [](const std::string& name, const std::vector<int>& ranks) {
+                              return make_mpi_communicator(name, ranks, 60.0);
+                            }};
+  Trainer plain(config(false), process);
+  Trainer timed(config(true), process);
+  for (int step = 0; step < 3; ++step) {
+    const StepResult a = plain.train_step(step);
+    const StepResult b = timed.train_step(step);
+    EXPECT_EQ(a.loss, b.loss) << "step " << step;
+    EXPECT_EQ(a.comm.calls, 0);
+    EXPECT_GT(b.comm.calls, 0) << "step " << step;
+    EXPECT_GT(b.comm.bytes, 0);
+    if (g_cp > 1) {
+      EXPECT_GE(b.comm.async_calls, 4 * (g_cp - 1)) << "ring hops, step " << step;
+    }
+    EXPECT_LE(b.comm.hidden_calls, b.comm.async_calls);
+    EXPECT_GE(b.comm.exposed_s, 0.0);
+    EXPECT_LE(b.comm.exposed_s, b.seconds);
+  }
+  std::filesystem::remove(tokens);
+}
+
 }  // namespace
 }  // namespace lt
 
