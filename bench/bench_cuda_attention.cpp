@@ -231,17 +231,5 @@ void bench(const Args& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    const Args args = parse(argc, argv);
-    if (lt::cuda_device_count() == 0) {
-      std::puts("no CUDA device");
-      return 0;
-    }
-    lt::bench::print_device();
-    bench(args);
-    return 0;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_cuda_attention: %s\n", e.what());
-    return 1;
-  }
+  return lt::bench::cuda_bench_main("bench_cuda_attention", argc, argv, parse, bench);
 }

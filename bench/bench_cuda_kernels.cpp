@@ -240,19 +240,9 @@ void bench_gemm(const Args& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    const Args args = parse(argc, argv);
-    if (lt::cuda_device_count() == 0) {
-      std::puts("no CUDA device");
-      return 0;
-    }
-    lt::bench::print_device();
+  return lt::bench::cuda_bench_main("bench_cuda_kernels", argc, argv, parse, [](const Args& args) {
     fmt::print("medians of {} timed runs after {} warm-up runs\n", args.iters, args.warmup);
     bench_memory(args);
     if (args.gemm) bench_gemm(args);
-    return 0;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_cuda_kernels: %s\n", e.what());
-    return 1;
-  }
+  });
 }

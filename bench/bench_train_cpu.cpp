@@ -6,10 +6,10 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <string>
 #include <vector>
 
+#include "bench/batch_file.h"
 #include "trainer/trainer.h"
 
 namespace {
@@ -62,35 +62,13 @@ logging: {{dir: "", level: warn}}
                      a.text, a.steps, a.threads, a.precision);
 }
 
-// The batch file format of bench/pytorch_reference.py.
-void dump_batches(const lt::DataSource& data, int steps, const std::string& path) {
-  const std::int64_t batch = 8, seq = data.seq_len(), vocab = 256;
-  std::vector<std::int32_t> tokens, targets;
-  for (int s = 0; s < steps; ++s) {
-    const lt::Batch b =
-        lt::make_batch(data, lt::Split::train, static_cast<std::uint64_t>(s * batch), batch);
-    tokens.insert(tokens.end(), b.tokens.begin(), b.tokens.end());
-    targets.insert(targets.end(), b.targets.begin(), b.targets.end());
-  }
-  std::ofstream out(path, std::ios::binary);
-  out.write("LTBATCH1", 8);
-  for (std::int64_t v : {static_cast<std::int64_t>(steps), batch, seq, vocab}) {
-    out.write(reinterpret_cast<const char*>(&v), sizeof v);
-  }
-  out.write(reinterpret_cast<const char*>(tokens.data()),
-            static_cast<std::streamsize>(tokens.size() * 4));
-  out.write(reinterpret_cast<const char*>(targets.data()),
-            static_cast<std::streamsize>(targets.size() * 4));
-  if (!out) throw std::runtime_error("cannot write " + path);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   try {
     const Args args = parse(argc, argv);
     lt::Trainer trainer(lt::parse_config(bench_config(args), "bench_train_cpu"), lt::ProcessInfo{});
-    if (!args.dump.empty()) dump_batches(trainer.data(), args.steps, args.dump);
+    if (!args.dump.empty()) lt::bench::dump_batches(trainer.data(), args.steps, 8, 256, args.dump);
     fmt::print("longtrain bench: {} parameters, {} threads, precision {}\n",
                trainer.model().parameter_count(), lt::num_threads(), args.precision);
     std::vector<double> times;

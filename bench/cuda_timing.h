@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <functional>
 #include <stdexcept>
 #include <string>
@@ -59,6 +60,25 @@ inline void print_device() {
   fmt::print("device: {} (sm_{}{}), {} SMs, {:.1f} GiB ({:.1f} GiB free)\n", prop.name, prop.major,
              prop.minor, prop.multiProcessorCount, static_cast<double>(mem.total_bytes) / (1 << 30),
              static_cast<double>(mem.free_bytes) / (1 << 30));
+}
+
+// main() of a CUDA benchmark: parses the flags, says "no CUDA device" and returns 0 without a
+// device, prints the device line and runs; an exception prints "NAME: message" and returns 1.
+template <class Parse, class Run>
+int cuda_bench_main(const char* name, int argc, char** argv, Parse&& parse, Run&& run) {
+  try {
+    const auto args = parse(argc, argv);
+    if (cuda_device_count() == 0) {
+      std::puts("no CUDA device");
+      return 0;
+    }
+    print_device();
+    run(args);
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", name, e.what());
+    return 1;
+  }
 }
 
 }  // namespace lt::bench
