@@ -1,5 +1,6 @@
 // Operations and the progress thread that advances them (see mpi_internal.h).
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <sstream>
@@ -164,8 +165,23 @@ void Operation::finish() {
   finished_.notify_all();
 }
 
+namespace {
+void begin_wait();
+void end_wait();
+
+// While a caller waits, the progress thread polls at its shortest interval.
+struct WaitScope {
+  WaitScope() { begin_wait(); }
+  ~WaitScope() { end_wait(); }
+  WaitScope(const WaitScope&) = delete;
+  WaitScope& operator=(const WaitScope&) = delete;
+};
+}  // namespace
+
 void Operation::wait(double timeout_s) {
+  if (done()) return;
   const auto deadline = comm_detail::deadline_after(timeout_s);
+  const WaitScope waiting;
   std::unique_lock lock(mutex_);
   // The progress thread notifies under mutex_; sleeping here leaves the core to the peers.
   if (finished_.wait_until(lock, deadline, [this] { return done(); })) return;
@@ -198,6 +214,9 @@ namespace {
 
 // Polling backoff: spin (yielding) for a few microseconds after the last progress, then sleep
 // with growing intervals so that a rank waiting for a peer on the same core leaves it the CPU.
+// While the caller waits for an operation the sleeps stay at the shortest: a long sleep there
+// delays every round of a rendezvous transfer (seen with logging.comm_timing: sends of 1 MiB
+// ring blocks finished about 0.4 ms after their data had arrived).
 constexpr auto kSpinFor = std::chrono::microseconds(30);
 constexpr auto kFirstSleep = std::chrono::microseconds(10);
 constexpr auto kMaxSleep = std::chrono::microseconds(200);
@@ -213,6 +232,15 @@ class ProgressEngine {
     incoming_.push_back(std::move(op));
     wake_.notify_one();
   }
+
+  // A caller starts or stops waiting for an operation; starting cuts the current sleep short.
+  void begin_wait() {
+    waiters_.fetch_add(1, std::memory_order_acq_rel);
+    std::lock_guard lock(mutex_);
+    waking_ = true;
+    wake_.notify_one();
+  }
+  void end_wait() { waiters_.fetch_sub(1, std::memory_order_acq_rel); }
 
   void stop() {
     {
@@ -235,7 +263,8 @@ class ProgressEngine {
       } else if (std::chrono::steady_clock::now() - last_progress < kSpinFor) {
         std::this_thread::yield();
       } else {
-        sleep = sleep.count() == 0 ? kFirstSleep : std::min(2 * sleep, kMaxSleep);
+        const auto cap = waiters_.load(std::memory_order_acquire) > 0 ? kFirstSleep : kMaxSleep;
+        sleep = sleep.count() == 0 ? kFirstSleep : std::min(2 * sleep, cap);
       }
     }
   }
@@ -250,8 +279,9 @@ class ProgressEngine {
     if (active.empty()) {
       wake_.wait(lock, ready);
     } else if (sleep.count() > 0) {
-      wake_.wait_for(lock, sleep, ready);
+      wake_.wait_for(lock, sleep, [&] { return ready() || waking_; });
     }
+    waking_ = false;
     if (stopped_) return false;
     for (auto& op : incoming_) active.push_back(std::move(op));
     incoming_.clear();
@@ -269,12 +299,22 @@ class ProgressEngine {
   std::condition_variable wake_;
   std::vector<std::shared_ptr<Operation>> incoming_;
   bool stopped_ = false;
+  bool waking_ = false;          // a caller began to wait: poll now
+  std::atomic<int> waiters_{0};  // callers inside Operation::wait
   std::thread thread_;
 };
 
 ProgressEngine& engine() {
   static ProgressEngine instance;
   return instance;
+}
+
+void begin_wait() {
+  engine().begin_wait();
+}
+
+void end_wait() {
+  engine().end_wait();
 }
 
 }  // namespace
