@@ -7,15 +7,12 @@
 #include <climits>
 #include <cstdint>
 
+#include "core/cuda/attention_visibility.h"
 #include "core/cuda/model_launch.h"
 
 namespace lt::cuda::kern {
 
 constexpr int kGran = static_cast<int>(launch::kAttnGranule);
-
-struct Range {
-  int omin, omax, dmin, dmax;
-};
 
 // Order/doc range of tokens [t0, t1) of one sequence from its granules ({omin, omax, dmin,
 // dmax} per kGran tokens). t0 is a multiple of kGran.
@@ -29,20 +26,6 @@ __device__ inline Range tile_range(const std::int32_t* gran, std::int64_t t0, st
     r.dmax = max(r.dmax, q[3]);
   }
   return r;
-}
-
-// No query of q sees any key of k.
-__device__ inline bool none_visible(const Range& q, const Range& k, bool causal) {
-  return (causal && k.omin > q.omax) || k.dmax < q.dmin || k.dmin > q.dmax;
-}
-
-// Every query of q sees every key of k (one shared document, every key at or before every query).
-__device__ inline bool all_visible(const Range& q, const Range& k, bool causal) {
-  return (!causal || k.omax <= q.omin) && q.dmin == q.dmax && k.dmin == k.dmax && q.dmin == k.dmin;
-}
-
-__device__ inline bool visible(bool causal, int q_order, int q_doc, int k_order, int k_doc) {
-  return (!causal || k_order <= q_order) && k_doc == q_doc;
 }
 
 // Order and document of tokens [t0, t0 + n) of sequence b into shared memory (rows past n get

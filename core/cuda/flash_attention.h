@@ -23,6 +23,11 @@ bool supports_backward(const launch::AttentionArgs& a, const void* dout, std::in
 std::size_t forward_smem_bytes(std::int64_t head_dim);
 std::size_t backward_smem_bytes(std::int64_t head_dim);
 
+// Forward and backward calls that ran the flash kernels in this process (tests check that a run
+// really took them).
+std::int64_t calls();
+void count_call();  // by forward() and backward()
+
 // lse: f32 [batch, heads, q_len].
 void forward(const launch::AttentionArgs& a, void* out, std::int64_t ldo, void* lse);
 // delta: f32 [batch, heads, q_len] = rowsum(dout * out), computed by the caller.

@@ -11,6 +11,7 @@
 //    key tiles: S = Q K^T, dP = dO V^T, dS = P (dP - delta), dQ += dS K.
 // dQ therefore recomputes S and dP (7 tile products per tile pair instead of FA2's 5 with atomic
 // dQ): the price of bit-reproducible gradients.
+#include "core/cuda/flash_attention.h"
 #include "core/cuda/flash_tiles.cuh"
 
 namespace lt::cuda::flash {
@@ -350,6 +351,7 @@ void backward(const launch::AttentionArgs& a, const void* lse, const void* delta
               std::int64_t ld_dout, void* dq, std::int64_t ld_dq, void* dk, std::int64_t ld_dk,
               void* dv, std::int64_t ld_dv) {
   if (a.batch == 0 || a.heads == 0) return;
+  count_call();
   const Pointers p{static_cast<const bf16_t*>(a.q),
                    static_cast<const bf16_t*>(a.k),
                    static_cast<const bf16_t*>(a.v),

@@ -10,6 +10,7 @@
 // Tiles no query of the block can see are never loaded; tiles every query sees whole skip the
 // per-element mask. GQA reads the shared K/V head directly. Rows that see no key get out = 0 and
 // lse = -inf, like the CPU backend.
+#include "core/cuda/flash_attention.h"
 #include "core/cuda/flash_tiles.cuh"
 
 namespace lt::cuda::flash {
@@ -253,6 +254,7 @@ std::size_t forward_smem_bytes(std::int64_t head_dim) {
 
 void forward(const launch::AttentionArgs& a, void* out, std::int64_t ldo, void* lse) {
   if (a.batch == 0 || a.q_len == 0 || a.heads == 0) return;
+  count_call();
   auto* l = static_cast<float*>(lse);
   const bool f32_out = a.out_dt == launch::Dt::f32;
   if (a.head_dim == 64) {

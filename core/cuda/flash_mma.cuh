@@ -1,19 +1,14 @@
 // Tensor-core building blocks of the flash-attention kernels (sm_80 and later; Hopper runs them
 // too): asynchronous global-to-shared copies, ldmatrix fragment loads and the bf16
-// mma.m16n8k16 with fp32 accumulation, with the fragment layouts they imply written down once.
-//
-// Fragments of mma.m16n8k16 (PTX ISA, "Matrix fragments for mma.m16n8k16"), lane = 4 g + t:
-//   A (16 x 16, row-major) a[0]: (g, 2t..2t+1)  a[1]: (g+8, 2t..)  a[2]: (g, 2t+8..)
-//                          a[3]: (g+8, 2t+8..)                           [two bf16 per register]
-//   B (16 x 8, k x n)      b[0]: (k 2t..2t+1, n g)  b[1]: (k 2t+8.., n g)
-//   C (16 x 8, fp32)       c[0], c[1]: (g, 2t), (g, 2t+1)  c[2], c[3]: (g+8, 2t), (g+8, 2t+1)
-// ldmatrix.x4 loads four 8x8 bf16 matrices; lanes 8i..8i+7 give the row addresses of matrix i,
-// and each lane receives (row g, columns 2t, 2t+1) of every matrix (.trans: the transpose).
+// mma.m16n8k16 with fp32 accumulation. The fragment layouts and the lane-address formulas are in
+// flash_layout.h (host-tested).
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cstdint>
+
+#include "core/cuda/flash_layout.h"
 
 namespace lt::cuda::flash {
 
@@ -64,32 +59,6 @@ __device__ __forceinline__ std::uint32_t pack_bf16(float lo, float hi) {
   std::uint32_t r;
   asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
   return r;
-}
-
-// Lane-address offsets (row, column) inside a 16 x 16 bf16 block for ldmatrix.x4, such that the
-// four registers come out in the order mma_bf16 wants:
-//  - as_a:          A operand, rows = M, columns = K           (r = a[0..3])
-//  - as_b_pair:     B operands of two n-tiles from a matrix stored [n][k] (non-transposed load):
-//                   r[0], r[1] = b0, b1 of n-tile 0 (rows 0-7); r[2], r[3] of n-tile 1 (rows 8-15)
-//  - as_b_pair_t:   B operands of two n-tiles from a matrix stored [k][n] (.trans load):
-//                   r[0], r[1] = b0, b1 of n-tile 0 (columns 0-7); r[2], r[3] of n-tile 1
-__device__ __forceinline__ int a_row(int lane) {
-  return lane & 15;
-}
-__device__ __forceinline__ int a_col(int lane) {
-  return (lane >> 4) << 3;
-}
-__device__ __forceinline__ int b_pair_row(int lane) {
-  return ((lane >> 4) << 3) + (lane & 7);
-}
-__device__ __forceinline__ int b_pair_col(int lane) {
-  return ((lane >> 3) & 1) << 3;
-}
-__device__ __forceinline__ int bt_pair_row(int lane) {
-  return (((lane >> 3) & 1) << 3) + (lane & 7);
-}
-__device__ __forceinline__ int bt_pair_col(int lane) {
-  return (lane >> 4) << 3;
 }
 
 // Quad (the four lanes sharing a fragment row) reductions.

@@ -1,10 +1,13 @@
 // Which attention calls the flash kernels take (see flash_attention.h).
+#include <atomic>
 #include <cstdint>
 
 #include "core/cuda/flash_attention.h"
 
 namespace lt::cuda::flash {
 namespace {
+
+std::atomic<std::int64_t> g_calls{0};
 
 bool aligned(const void* p, std::size_t bytes) {
   return reinterpret_cast<std::uintptr_t>(p) % bytes == 0;
@@ -27,6 +30,14 @@ bool supports_inputs(const launch::AttentionArgs& a) {
 }
 
 }  // namespace
+
+std::int64_t calls() {
+  return g_calls.load();
+}
+
+void count_call() {
+  g_calls.fetch_add(1);
+}
 
 bool supports_forward(const launch::AttentionArgs& a, const void* out, std::int64_t ldo) {
   if (!supports_inputs(a)) return false;

@@ -16,16 +16,8 @@ using kern::Range;
 
 // Threads of a block unless a kernel says otherwise (4 warps).
 constexpr int kThreads = 128;
-// Every tile row is padded by 8 bf16 (16 bytes): the 8 row addresses of one ldmatrix matrix then
-// fall into 8 different 16-byte bank groups, so shared loads are free of bank conflicts.
-constexpr int kPad = 8;
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
-
-template <int D>
-__host__ __device__ constexpr int row_stride() {
-  return D + kPad;
-}
 
 // Byte address of element (row, col) of a padded tile starting at `base` (a shared address).
 template <int D>
@@ -97,10 +89,11 @@ __device__ __forceinline__ void store_pair(bf16_t* p, float x, float y) {
 // scores of one MMA are the left operand of the next). c0 holds columns 0-7, c1 columns 8-15.
 __device__ __forceinline__ void c_to_a(std::uint32_t (&a)[4], const float (&c0)[4],
                                        const float (&c1)[4]) {
-  a[0] = pack_bf16(c0[0], c0[1]);
-  a[1] = pack_bf16(c0[2], c0[3]);
-  a[2] = pack_bf16(c1[0], c1[1]);
-  a[3] = pack_bf16(c1[2], c1[3]);
+#pragma unroll
+  for (int r = 0; r < 4; ++r) {
+    const float* c = c_to_a_fragment(r) == 0 ? c0 : c1;
+    a[r] = pack_bf16(c[c_to_a_element(r)], c[c_to_a_element(r) + 1]);
+  }
 }
 
 }  // namespace lt::cuda::flash

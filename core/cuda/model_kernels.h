@@ -41,6 +41,8 @@ void attention_backward(const AttentionShape& shape, const Tensor& q, const Tens
 // it is off, runs the simple CUDA-core kernels. Tests and benchmarks compare the two.
 void set_flash_attention(bool enabled);
 bool flash_attention_enabled();
+// Attention calls (forward and backward) that ran the flash kernels in this process so far.
+std::int64_t flash_attention_calls();
 // Whether attention_forward / attention_backward with these tensors run the flash kernels.
 bool flash_attention_forward_applies(const AttentionShape& shape, const Tensor& q, const Tensor& k,
                                      const Tensor& v, const Tensor& out);

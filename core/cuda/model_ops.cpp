@@ -396,6 +396,10 @@ bool flash_attention_enabled() {
   return g_flash_attention;
 }
 
+std::int64_t flash_attention_calls() {
+  return flash::calls();
+}
+
 bool flash_attention_forward_applies(const AttentionShape& a, const Tensor& q, const Tensor& k,
                                      const Tensor& v, const Tensor& out) {
   launch::AttentionArgs args = attention_args(a, q, k, v);

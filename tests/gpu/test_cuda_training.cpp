@@ -3,9 +3,11 @@
 // (fp32: the kernels' different summation orders; bf16: bf16 rounding of activations).
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
+#include "core/cuda/model_kernels.h"
 #include "core/memory.h"
 #include "tests/gpu/gpu_test_util.h"
 #include "trainer/trainer.h"
@@ -21,16 +23,18 @@ optim: {lr: 2.0e-3, min_lr: 2.0e-4, warmup: 2}
 logging: {dir: "", every: 100, level: warn}
 )";
 
-std::vector<StepResult> train_on(const std::string& device, const std::string& precision) {
-  Trainer trainer(parse_config(kConfig, "gpu_training.yaml",
-                               {"train.device=" + device, "precision=" + precision}),
-                  ProcessInfo{});
+std::vector<StepResult> train_on(const std::string& device, const std::string& precision,
+                                 std::vector<std::string> overrides = {}) {
+  overrides.push_back("train.device=" + device);
+  overrides.push_back("precision=" + precision);
+  Trainer trainer(parse_config(kConfig, "gpu_training.yaml", overrides), ProcessInfo{});
   return trainer.run();
 }
 
-void expect_same_run(const std::string& precision, double tolerance) {
-  const std::vector<StepResult> cpu = train_on("cpu", precision);
-  const std::vector<StepResult> gpu = train_on("cuda", precision);
+void expect_same_run(const std::string& precision, double tolerance,
+                     const std::vector<std::string>& overrides = {}) {
+  const std::vector<StepResult> cpu = train_on("cpu", precision, overrides);
+  const std::vector<StepResult> gpu = train_on("cuda", precision, overrides);
   ASSERT_EQ(cpu.size(), 10u);
   ASSERT_EQ(gpu.size(), 10u);
   for (std::size_t i = 0; i < cpu.size(); ++i) {
@@ -50,6 +54,21 @@ TEST(CudaTraining, TenFp32StepsMatchTheCpuRun) {
 TEST(CudaTraining, TenBf16StepsMatchTheCpuRun) {
   LT_REQUIRE_CUDA();
   expect_same_run("bf16", 2e-2);
+}
+
+// Head dims 64 and 128 in bf16: attention runs the flash kernels (checked by their call count),
+// and the run still matches the CPU's.
+TEST(CudaTraining, TenBf16StepsWithFlashAttentionMatchTheCpuRun) {
+  LT_REQUIRE_CUDA();
+  for (const char* heads : {"4", "2"}) {
+    SCOPED_TRACE(std::string("model.heads=") + heads);
+    const std::int64_t before = cuda::flash_attention_calls();
+    expect_same_run("bf16", 2e-2,
+                    {"model.dim=256", "model.ffn=512", std::string("model.heads=") + heads,
+                     "model.kv_heads=1"});
+    EXPECT_GE(cuda::flash_attention_calls() - before, 10 * 2 * 2 * 2)
+        << "10 steps x 2 micro-batches x 2 layers, forward and backward";
+  }
 }
 
 // The model's bytes are counted on the device, in the categories the memory model predicts.
