@@ -68,8 +68,10 @@ void sbgemm(const bf16* a, std::int64_t lda, bool ta, const bf16* b, std::int64_
 // thread. Fixed tiles matter: OpenBLAS computes the rows of a call's last, partial micro-tile in
 // another order than the rest (seen with its Haswell kernels on an AMD EPYC: rows 252-255 of a
 // 256-row call differ from the same rows inside a 512-row call), so blocks sized by the thread
-// count would make results depend on it.
-constexpr std::int64_t kTile = 256;
+// count would make results depend on it. 128: the benchmark model's step (bench_train_cpu, 2
+// threads) takes 3% longer than with per-thread blocks; 256 and 64 cost 6% (fewer tiles balance
+// the weight-gradient GEMMs' 688 columns worse, more of them repack the shared operand more).
+constexpr std::int64_t kTile = 128;
 
 template <class Fn>
 void for_each_block(GemmDims d, Fn&& fn) {
