@@ -1,13 +1,20 @@
 // Shared-memory tiles of the flash-attention kernels (flash_forward.cu, flash_backward.cu):
 // padded bf16 tiles filled by cp.async, the walk over the key (or query) tiles a block can see,
-// and fragment-pair stores. Included only by nvcc.
+// and fragment-pair stores. Included by nvcc, and by the host emulation of the kernels
+// (tests/sim/flash_sim.h, which defines LT_FLASH_SIM).
 #pragma once
 
 #include <cstdint>
 
 #include "core/cuda/attention_tiles.cuh"
+#ifdef LT_FLASH_SIM
+// tests/sim/flash_sim.h, included first, emulates the primitives on the host.
+#else
 #include "core/cuda/flash_mma.cuh"
 #include "core/cuda/model_common.cuh"
+// The block's dynamic shared memory (the host emulation gives each simulated block its own).
+#define LT_FLASH_SMEM(name) extern __shared__ __align__(16) unsigned char name[]
+#endif
 
 namespace lt::cuda::flash {
 
