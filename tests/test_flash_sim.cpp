@@ -233,6 +233,9 @@ TEST(FlashSim, Bf16OutputIsTheRoundedF32Output) {
 TEST(FlashSim, HeadDim128MatchesTheCpuBackend) {
   const AttnCase cases[] = {
       {"causal_two_sequences_docs", 2, 96, 96, 2, 2, 128, true, Masks::docs},
+      {"causal_gqa8_partial_129", 1, 129, 129, 8, 1, 128, true, Masks::plain},
+      {"full_cross_33q_200kv", 1, 33, 200, 2, 1, 128, false, Masks::plain},
+      {"zigzag_docs_gqa2", 1, 192, 192, 2, 1, 128, true, Masks::zigzag_docs},
   };
   for (const AttnCase& c : cases) check_case<128>(c);
 }
