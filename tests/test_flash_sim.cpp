@@ -108,9 +108,9 @@ Inputs make_inputs(const AttnCase& c) {
 template <int D>
 void sim_forward(const Inputs& in, const Tensor& out, const Tensor& lse) {
   const cuda::launch::AttentionArgs& a = in.args;
-  const SimDim3 grid{static_cast<unsigned>((a.q_len + fl::kBr - 1) / fl::kBr),
-                     static_cast<unsigned>(a.heads), static_cast<unsigned>(a.batch)};
-  sim::launch(grid, fl::ForwardWarps<D>::threads, fl::ForwardSmem<D>::bytes, [&] {
+  const dim3 grid{static_cast<unsigned>((a.q_len + fl::kBr - 1) / fl::kBr),
+                  static_cast<unsigned>(a.heads), static_cast<unsigned>(a.batch)};
+  cudasim::launch(grid, dim3(fl::ForwardWarps<D>::threads), fl::ForwardSmem<D>::bytes, [&] {
     fl::flash_forward_kernel<D, float>(a, out.data<float>(), out.row_stride(), lse.data<float>());
   });
 }
@@ -142,14 +142,15 @@ void sim_backward(const Inputs& in, const Tensor& out, const Tensor& lse, const 
   auto* dq_p = static_cast<cuda::kern::bf16_t*>(dq.raw());
   auto* dk_p = static_cast<cuda::kern::bf16_t*>(dk.raw());
   auto* dv_p = static_cast<cuda::kern::bf16_t*>(dv.raw());
-  sim::launch({static_cast<unsigned>((a.q_len + fl::kTile - 1) / fl::kTile),
-               static_cast<unsigned>(a.heads), static_cast<unsigned>(a.batch)},
-              fl::kThreads, fl::BackwardSmem<D>::bytes,
-              [&] { fl::flash_dq_kernel<D>(a, p, dq_p, dq.row_stride()); });
-  sim::launch({static_cast<unsigned>((a.kv_len + fl::kTile - 1) / fl::kTile),
-               static_cast<unsigned>(a.kv_heads), static_cast<unsigned>(a.batch)},
-              fl::kThreads, fl::BackwardSmem<D>::bytes,
-              [&] { fl::flash_dkv_kernel<D>(a, p, dk_p, dk.row_stride(), dv_p, dv.row_stride()); });
+  cudasim::launch(dim3(static_cast<unsigned>((a.q_len + fl::kTile - 1) / fl::kTile),
+                       static_cast<unsigned>(a.heads), static_cast<unsigned>(a.batch)),
+                  dim3(fl::kThreads), fl::BackwardSmem<D>::bytes,
+                  [&] { fl::flash_dq_kernel<D>(a, p, dq_p, dq.row_stride()); });
+  cudasim::launch(dim3(static_cast<unsigned>((a.kv_len + fl::kTile - 1) / fl::kTile),
+                       static_cast<unsigned>(a.kv_heads), static_cast<unsigned>(a.batch)),
+                  dim3(fl::kThreads), fl::BackwardSmem<D>::bytes, [&] {
+                    fl::flash_dkv_kernel<D>(a, p, dk_p, dk.row_stride(), dv_p, dv.row_stride());
+                  });
 }
 
 double lse_error(const Tensor& a, const Tensor& b) {
@@ -219,12 +220,12 @@ TEST(FlashSim, Bf16OutputIsTheRoundedF32Output) {
   const Tensor out16 = empty(oshape, DType::bf16);
   cuda::launch::AttentionArgs a = in.args;
   a.out_dt = cuda::launch::Dt::bf16;
-  sim::launch({1, static_cast<unsigned>(c.heads), 1}, fl::ForwardWarps<64>::threads,
-              fl::ForwardSmem<64>::bytes, [&] {
-                fl::flash_forward_kernel<64, cuda::kern::bf16_t>(
-                    a, static_cast<cuda::kern::bf16_t*>(out16.raw()), out16.row_stride(),
-                    lse.data<float>());
-              });
+  cudasim::launch(dim3(1, static_cast<unsigned>(c.heads), 1), dim3(fl::ForwardWarps<64>::threads),
+                  fl::ForwardSmem<64>::bytes, [&] {
+                    fl::flash_forward_kernel<64, cuda::kern::bf16_t>(
+                        a, static_cast<cuda::kern::bf16_t*>(out16.raw()), out16.row_stride(),
+                        lse.data<float>());
+                  });
   const Tensor rounded = empty(oshape, DType::bf16);
   copy(out32, rounded);
   EXPECT_EQ(test::relative_error(out16, rounded), 0.0);
