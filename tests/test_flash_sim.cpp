@@ -29,52 +29,23 @@ namespace {
 namespace fl = cuda::flash;
 using namespace test::attention_cases;
 
-// {order min, max, doc min, max} per kAttnGranule tokens of each sequence (model_ops.cpp's).
-std::vector<std::int32_t> granules(const std::vector<std::int32_t>& order,
-                                   const std::vector<std::int32_t>& doc, std::int64_t batch,
-                                   std::int64_t len) {
-  const std::int64_t g = cuda::launch::kAttnGranule, n = (len + g - 1) / g;
-  std::vector<std::int32_t> out;
-  for (std::int64_t b = 0; b < batch; ++b)
-    for (std::int64_t k = 0; k < n; ++k) {
-      std::int32_t r[4] = {
-          std::numeric_limits<std::int32_t>::max(), std::numeric_limits<std::int32_t>::min(),
-          std::numeric_limits<std::int32_t>::max(), std::numeric_limits<std::int32_t>::min()};
-      for (std::int64_t i = k * g; i < std::min(len, (k + 1) * g); ++i) {
-        const auto t = static_cast<std::size_t>(b * len + i);
-        const std::int32_t o = order.empty() ? static_cast<std::int32_t>(i) : order[t];
-        const std::int32_t d = doc.empty() ? 0 : doc[t];
-        r[0] = std::min(r[0], o);
-        r[1] = std::max(r[1], o);
-        r[2] = std::min(r[2], d);
-        r[3] = std::max(r[3], d);
-      }
-      out.insert(out.end(), r, r + 4);
-    }
-  return out;
-}
-
 struct Inputs {
-  std::vector<std::int32_t> q_order, k_order, q_doc, k_doc, q_gran, k_gran;
-  AttentionShape shape;
+  AttnInputs masks;  // orders, documents and the shape pointing at them
+  std::vector<std::int32_t> q_gran, k_gran;
   Tensor q, k, v;
   cuda::launch::AttentionArgs args;
 };
 
 Inputs make_inputs(const AttnCase& c) {
   Inputs in;
-  const AttnInputs masks = attention_inputs(c);
-  in.q_order = masks.q_order;
-  in.k_order = masks.k_order;
-  in.q_doc = masks.q_doc;
-  in.k_doc = masks.k_doc;
-  in.shape = masks.shape;
-  in.shape.q_order = in.q_order;
-  in.shape.k_order = in.k_order;
-  in.shape.q_doc = in.q_doc;
-  in.shape.k_doc = in.k_doc;
-  in.q_gran = granules(in.q_order, in.q_doc, c.batch, c.q_len);
-  in.k_gran = granules(in.k_order, in.k_doc, c.batch, c.kv_len);
+  in.masks = attention_inputs(c);
+  AttentionShape& shape = in.masks.shape;
+  shape.q_order = in.masks.q_order;
+  shape.k_order = in.masks.k_order;
+  shape.q_doc = in.masks.q_doc;
+  shape.k_doc = in.masks.k_doc;
+  in.q_gran = attention_granules(in.masks.q_order, in.masks.q_doc, c.batch, c.q_len);
+  in.k_gran = attention_granules(in.masks.k_order, in.masks.k_doc, c.batch, c.kv_len);
   const std::int64_t qw = c.heads * c.head_dim, kw = c.kv_heads * c.head_dim;
   in.q = test::random_tensor(Shape{c.batch * c.q_len, qw}, DType::bf16, 5, "q");
   in.k = test::random_tensor(Shape{c.batch * c.kv_len, kw}, DType::bf16, 5, "k");
@@ -82,20 +53,7 @@ Inputs make_inputs(const AttnCase& c) {
   cuda::launch::AttentionArgs& a = in.args;
   a.dt = cuda::launch::Dt::bf16;
   a.out_dt = cuda::launch::Dt::f32;
-  a.batch = c.batch;
-  a.q_len = c.q_len;
-  a.kv_len = c.kv_len;
-  a.heads = c.heads;
-  a.kv_heads = c.kv_heads;
-  a.head_dim = c.head_dim;
-  a.scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
-  a.causal = c.causal;
-  a.q_order = in.q_order.empty() ? nullptr : in.q_order.data();
-  a.k_order = in.k_order.empty() ? nullptr : in.k_order.data();
-  a.q_doc = in.q_doc.empty() ? nullptr : in.q_doc.data();
-  a.k_doc = in.k_doc.empty() ? nullptr : in.k_doc.data();
-  a.q_granules = in.q_gran.data();
-  a.k_granules = in.k_gran.data();
+  fill_attention_args(a, c, in.masks, in.q_gran, in.k_gran);
   a.q = in.q.raw();
   a.k = in.k.raw();
   a.v = in.v.raw();
@@ -177,7 +135,7 @@ void check_case(const AttnCase& c) {
   const Shape oshape{c.batch * c.q_len, c.heads * D};
   const Shape lshape{c.batch, c.heads, c.q_len};
   const Tensor ref_out = empty(oshape, DType::f32), ref_lse = empty(lshape, DType::f32);
-  attention_forward(in.shape, in.q, in.k, in.v, ref_out, ref_lse);
+  attention_forward(in.masks.shape, in.q, in.k, in.v, ref_out, ref_lse);
   const Tensor out = empty(oshape, DType::f32), lse = empty(lshape, DType::f32);
   sim_forward<D>(in, out, lse);
   EXPECT_LE(test::relative_error(out, ref_out), 1e-2) << "forward output";
@@ -190,7 +148,8 @@ void check_case(const AttnCase& c) {
   const Shape kshape{c.batch * c.kv_len, c.kv_heads * D};
   const Tensor ref_dq = empty(oshape, DType::bf16), ref_dk = empty(kshape, DType::bf16),
                ref_dv = empty(kshape, DType::bf16);
-  attention_backward(in.shape, in.q, in.k, in.v, out_bf16, ref_lse, dout, ref_dq, ref_dk, ref_dv);
+  attention_backward(in.masks.shape, in.q, in.k, in.v, out_bf16, ref_lse, dout, ref_dq, ref_dk,
+                     ref_dv);
   const Tensor dq = empty(oshape, DType::bf16), dk = empty(kshape, DType::bf16),
                dv = empty(kshape, DType::bf16);
   sim_backward<D>(in, out_bf16, ref_lse, dout, dq, dk, dv);

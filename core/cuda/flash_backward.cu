@@ -16,7 +16,7 @@ void launch_backward(const launch::AttentionArgs& a, const Pointers& p, void* dq
     kern::set_smem(kernel, smem);
     const dim3 grid(kern::ceil_div(a.q_len, kTile), static_cast<unsigned>(a.heads),
                     static_cast<unsigned>(a.batch));
-    kernel<<<grid, kThreads, smem, kern::stream()>>>(a, p, static_cast<bf16_t*>(dq), ld_dq);
+    LT_LAUNCH(grid, kThreads, smem, kernel)(a, p, static_cast<bf16_t*>(dq), ld_dq);
     kern::check_launch("flash attention backward (dq)");
   }
   if (a.kv_len > 0) {
@@ -24,8 +24,8 @@ void launch_backward(const launch::AttentionArgs& a, const Pointers& p, void* dq
     kern::set_smem(kernel, smem);
     const dim3 grid(kern::ceil_div(a.kv_len, kTile), static_cast<unsigned>(a.kv_heads),
                     static_cast<unsigned>(a.batch));
-    kernel<<<grid, kThreads, smem, kern::stream()>>>(a, p, static_cast<bf16_t*>(dk), ld_dk,
-                                                     static_cast<bf16_t*>(dv), ld_dv);
+    LT_LAUNCH(grid, kThreads, smem, kernel)
+    (a, p, static_cast<bf16_t*>(dk), ld_dk, static_cast<bf16_t*>(dv), ld_dv);
     kern::check_launch("flash attention backward (dk, dv)");
   }
 }

@@ -13,8 +13,7 @@ void launch_forward(const launch::AttentionArgs& a, void* out, std::int64_t ldo,
   kern::set_smem(kernel, smem);
   const dim3 grid(kern::ceil_div(a.q_len, kBr), static_cast<unsigned>(a.heads),
                   static_cast<unsigned>(a.batch));
-  kernel<<<grid, ForwardWarps<D>::threads, smem, kern::stream()>>>(a, static_cast<O*>(out), ldo,
-                                                                   lse);
+  LT_LAUNCH(grid, ForwardWarps<D>::threads, smem, kernel)(a, static_cast<O*>(out), ldo, lse);
   kern::check_launch("flash attention forward");
 }
 

@@ -8,12 +8,16 @@
 
 #include "core/cuda/attention_tiles.cuh"
 #ifdef LT_FLASH_SIM
-// tests/sim/flash_sim.h, included first, emulates the primitives on the host.
+// tests/sim/flash_sim.h, included first, emulates the primitives on the host (and, with the whole
+// backend under emulation, the CUDA runtime too).
+#ifdef LT_CUDA_SIM_FULL
+#include "core/cuda/model_common.cuh"
+#endif
 #else
 #include "core/cuda/flash_mma.cuh"
 #include "core/cuda/model_common.cuh"
 // The block's dynamic shared memory (the host emulation gives each simulated block its own).
-#define LT_FLASH_SMEM(name) extern __shared__ __align__(16) unsigned char name[]
+#define LT_FLASH_SMEM(name) LT_DYNAMIC_SMEM(name)
 #endif
 
 namespace lt::cuda::flash {

@@ -52,7 +52,7 @@ __global__ void __launch_bounds__(kThreads)
     attention_forward_kernel(launch::AttentionArgs a, O* out, std::int64_t ldo, stat_t<T>* lse) {
   using C = comp_t<T>;
   constexpr int NB = BK / 16;
-  extern __shared__ __align__(16) unsigned char smem_raw[];
+  LT_DYNAMIC_SMEM(smem_raw);
   const std::int64_t D = a.head_dim, Dp = padded(D);
   C* sQ = reinterpret_cast<C*>(smem_raw);
   C* sK = sQ + kTile * Dp;
@@ -240,7 +240,7 @@ __global__ void __launch_bounds__(kThreads)
                         const stat_t<T>* lse, const comp_t<T>* delta, T* dq, std::int64_t ld_dq) {
   using C = comp_t<T>;
   constexpr int NB = BK / 16;
-  extern __shared__ __align__(16) unsigned char smem_raw[];
+  LT_DYNAMIC_SMEM(smem_raw);
   const std::int64_t D = a.head_dim, Dp = padded(D);
   C* sQ = reinterpret_cast<C*>(smem_raw);
   C* sO = sQ + kTile * Dp;  // dO
@@ -376,7 +376,7 @@ __global__ void __launch_bounds__(kThreads)
                          T* dv, std::int64_t ld_dv) {
   using C = comp_t<T>;
   constexpr int NB = BQ / 16;
-  extern __shared__ __align__(16) unsigned char smem_raw[];
+  LT_DYNAMIC_SMEM(smem_raw);
   const std::int64_t D = a.head_dim, Dp = padded(D);
   C* sK = reinterpret_cast<C*>(smem_raw);
   C* sV = sK + kTile * Dp;
@@ -530,9 +530,10 @@ void dispatch_dc(std::int64_t D, F&& f) {
 
 // The larger of 64 / 32 whose shared memory fits; 0 when neither does.
 template <class Bytes>
-int pick_tile(Bytes&& bytes, std::size_t limit) {
-  if (bytes(64) <= limit) return 64;
-  if (bytes(32) <= limit) return 32;
+int pick_tile(Bytes&& bytes, std::size_t limit, int smallest = 32) {
+  for (int t = 64; t >= smallest; t /= 2) {
+    if (bytes(t) <= limit) return t;
+  }
   return 0;
 }
 
@@ -576,8 +577,8 @@ void attention_forward(const AttentionArgs& a, void* out, std::int64_t ldo, void
         constexpr int DC = decltype(dc)::value;
         auto run = [&](auto kernel) {
           set_smem(kernel, smem);
-          kernel<<<grid, kThreads, smem, stream()>>>(a, static_cast<O*>(out), ldo,
-                                                     static_cast<stat_t<T>*>(lse));
+          LT_LAUNCH(grid, kThreads, smem, kernel)
+          (a, static_cast<O*>(out), ldo, static_cast<stat_t<T>*>(lse));
         };
         if (bk == 64) {
           run(attention_forward_kernel<T, O, DC, 64>);
@@ -614,8 +615,8 @@ void attention_backward(const AttentionArgs& a, const void* out, std::int64_t ld
     const stat_t<T>* L = static_cast<const stat_t<T>*>(lse);
     const std::int64_t rows = a.batch * a.q_len;
     if (rows > 0) {
-      attention_delta_kernel<T><<<ceil_div(rows * a.heads, kThreads / 32), kThreads, 0, stream()>>>(
-          o, ldo, g, ld_dout, delta, rows, a.q_len, a.heads, a.head_dim);
+      LT_LAUNCH(ceil_div(rows * a.heads, kThreads / 32), kThreads, 0, attention_delta_kernel<T>)
+      (o, ldo, g, ld_dout, delta, rows, a.q_len, a.heads, a.head_dim);
       check_launch("attention_backward (delta)");
     }
     if constexpr (std::is_same<T, bf16_t>::value) {
@@ -636,8 +637,8 @@ void attention_backward(const AttentionArgs& a, const void* out, std::int64_t ld
                         static_cast<unsigned>(a.batch));
         auto run = [&](auto kernel) {
           set_smem(kernel, smem);
-          kernel<<<grid, kThreads, smem, stream()>>>(a, g, ld_dout, L, delta, static_cast<T*>(dq),
-                                                     ld_dq);
+          LT_LAUNCH(grid, kThreads, smem, kernel)
+          (a, g, ld_dout, L, delta, static_cast<T*>(dq), ld_dq);
         };
         if (bk == 64) {
           run(attention_dq_kernel<T, DC, 64>);
@@ -647,7 +648,11 @@ void attention_backward(const AttentionArgs& a, const void* out, std::int64_t ld
         check_launch("attention_backward (dq)");
       }
       if (a.kv_len > 0) {
-        const int bq = pick_tile([&](int t) { return dkv_smem_bytes<C>(a.head_dim, t); }, limit);
+        // f64 with head_dim 128 needs 16-query tiles to fit an H100's 227 KiB (found by the
+        // host emulation, tests/test_cuda_sim.cpp); the other types never go below 32.
+        constexpr int smallest = std::is_same<T, double>::value ? 16 : 32;
+        const int bq =
+            pick_tile([&](int t) { return dkv_smem_bytes<C>(a.head_dim, t); }, limit, smallest);
         LT_CHECK(bq > 0, "attention_backward: head_dim "
                              << a.head_dim << " needs more shared memory than the " << limit
                              << " bytes a block may use");
@@ -656,13 +661,15 @@ void attention_backward(const AttentionArgs& a, const void* out, std::int64_t ld
                         static_cast<unsigned>(a.batch));
         auto run = [&](auto kernel) {
           set_smem(kernel, smem);
-          kernel<<<grid, kThreads, smem, stream()>>>(a, g, ld_dout, L, delta, static_cast<T*>(dk),
-                                                     ld_dk, static_cast<T*>(dv), ld_dv);
+          LT_LAUNCH(grid, kThreads, smem, kernel)
+          (a, g, ld_dout, L, delta, static_cast<T*>(dk), ld_dk, static_cast<T*>(dv), ld_dv);
         };
         if (bq == 64) {
           run(attention_dkv_kernel<T, DC, 64>);
-        } else {
+        } else if (bq == 32) {
           run(attention_dkv_kernel<T, DC, 32>);
+        } else if constexpr (smallest == 16) {
+          run(attention_dkv_kernel<T, DC, 16>);
         }
         check_launch("attention_backward (dk, dv)");
       }

@@ -15,6 +15,24 @@
 #include "core/cuda/model_launch.h"
 #include "core/error.h"
 
+// Kernel launches, dynamic and static shared memory, written so that the same source also runs
+// under the host emulation of tests/sim (whose stand-in cuda_runtime.h defines LT_CUDA_SIM):
+//   LT_LAUNCH(grid, block, smem, kernel)(args...)   kernel<<<grid, block, smem, stream()>>>(args)
+//   LT_DYNAMIC_SMEM(name);                          extern __shared__ unsigned char name[]
+//   LT_SHARED_ARRAY(T, name, n);                    __shared__ T name[n]
+#ifdef LT_CUDA_SIM
+#define LT_LAUNCH(grid, block, smem, ...) ::cudasim::launcher(__VA_ARGS__, grid, block, smem)
+#define LT_DYNAMIC_SMEM(name) unsigned char* name = ::cudasim::block_smem()
+#define LT_SHARED_ARRAY(T, name, n) \
+  static char name##_tag_;          \
+  T* name = ::cudasim::block_static<T>(&name##_tag_, n)
+#else
+#define LT_LAUNCH(grid, block, smem, ...) \
+  __VA_ARGS__<<<grid, block, smem, ::lt::cuda::kern::stream()>>>
+#define LT_DYNAMIC_SMEM(name) extern __shared__ __align__(16) unsigned char name[]
+#define LT_SHARED_ARRAY(T, name, n) __shared__ T name[n]
+#endif
+
 namespace lt::cuda::kern {
 
 // bf16 storage: the top half of an fp32 (same layout as lt::bf16).

@@ -120,7 +120,7 @@ __global__ void softmax_xent_kernel(T* logits, std::int64_t ld, std::int64_t wid
                                     std::int64_t valid, const std::int32_t* targets,
                                     const float* weights, double grad_scale, double* loss,
                                     std::int32_t* pred) {
-  __shared__ SoftmaxState<T> scratch[33];
+  LT_SHARED_ARRAY(SoftmaxState<T>, scratch, 33);
   const std::int64_t r = blockIdx.x;
   T* row = logits + r * ld;
   const std::int64_t target = targets[r];
@@ -144,8 +144,8 @@ template <class T, int V>
 __global__ void shard_max_kernel(const T* logits, std::int64_t ld, std::int64_t valid,
                                  std::int64_t vocab_offset, double* row_max,
                                  std::int32_t* row_argmax) {
-  __shared__ T sm[32];
-  __shared__ long long sa[32];
+  LT_SHARED_ARRAY(T, sm, 32);
+  LT_SHARED_ARRAY(long long, sa, 32);
   const T* row = logits + static_cast<std::int64_t>(blockIdx.x) * ld;
   T m = neg_inf(T(0));
   long long arg = kNoIndex;
@@ -185,7 +185,7 @@ __global__ void shard_sums_kernel(const T* logits, std::int64_t ld, std::int64_t
                                   std::int64_t vocab_offset, const double* row_max,
                                   const std::int32_t* targets, double* sum_exp,
                                   double* target_logit) {
-  __shared__ T scratch[33];
+  LT_SHARED_ARRAY(T, scratch, 33);
   const std::int64_t r = blockIdx.x;
   const T* row = logits + r * ld;
   const T m = static_cast<T>(row_max[r]);
@@ -244,8 +244,8 @@ void softmax_cross_entropy(Dt dt, void* logits, std::int64_t ld, std::int64_t ro
   dispatch_logits(dt, logits, ld, [&](auto tag, bool vec) {
     using T = LT_TAG_TYPE(tag);
     auto run = [&](auto kernel) {
-      kernel<<<static_cast<unsigned>(rows), xent_threads(valid), 0, stream()>>>(
-          static_cast<T*>(logits), ld, width, valid, targets, weights, grad_scale, loss, pred);
+      LT_LAUNCH(static_cast<unsigned>(rows), xent_threads(valid), 0, kernel)
+      (static_cast<T*>(logits), ld, width, valid, targets, weights, grad_scale, loss, pred);
     };
     if (vec) {
       run(softmax_xent_kernel<T, 16 / sizeof(T)>);
@@ -264,8 +264,8 @@ void cross_entropy_shard_max(Dt dt, const void* logits, std::int64_t ld, std::in
   dispatch_logits(dt, logits, ld, [&](auto tag, bool vec) {
     using T = LT_TAG_TYPE(tag);
     auto run = [&](auto kernel) {
-      kernel<<<static_cast<unsigned>(rows), xent_threads(valid), 0, stream()>>>(
-          static_cast<const T*>(logits), ld, valid, vocab_offset, row_max, row_argmax);
+      LT_LAUNCH(static_cast<unsigned>(rows), xent_threads(valid), 0, kernel)
+      (static_cast<const T*>(logits), ld, valid, vocab_offset, row_max, row_argmax);
     };
     if (vec) {
       run(shard_max_kernel<T, 16 / sizeof(T)>);
@@ -284,9 +284,9 @@ void cross_entropy_shard_sums(Dt dt, const void* logits, std::int64_t ld, std::i
   dispatch_logits(dt, logits, ld, [&](auto tag, bool vec) {
     using T = LT_TAG_TYPE(tag);
     auto run = [&](auto kernel) {
-      kernel<<<static_cast<unsigned>(rows), xent_threads(valid), 0, stream()>>>(
-          static_cast<const T*>(logits), ld, valid, vocab_offset, row_max, targets, sum_exp,
-          target_logit);
+      LT_LAUNCH(static_cast<unsigned>(rows), xent_threads(valid), 0, kernel)
+      (static_cast<const T*>(logits), ld, valid, vocab_offset, row_max, targets, sum_exp,
+       target_logit);
     };
     if (vec) {
       run(shard_sums_kernel<T, 16 / sizeof(T)>);
@@ -307,9 +307,9 @@ void cross_entropy_shard_grad(Dt dt, void* logits, std::int64_t ld, std::int64_t
   dispatch_logits(dt, logits, ld, [&](auto tag, bool vec) {
     using T = LT_TAG_TYPE(tag);
     auto run = [&](auto kernel) {
-      kernel<<<static_cast<unsigned>(rows), xent_threads(width), 0, stream()>>>(
-          static_cast<T*>(logits), ld, width, valid, vocab_offset, row_max, sum_exp, targets,
-          weights, grad_scale);
+      LT_LAUNCH(static_cast<unsigned>(rows), xent_threads(width), 0, kernel)
+      (static_cast<T*>(logits), ld, width, valid, vocab_offset, row_max, sum_exp, targets, weights,
+       grad_scale);
     };
     if (vec) {
       run(shard_grad_kernel<T, 16 / sizeof(T)>);

@@ -34,9 +34,9 @@ void launch_forward(const void* table, std::int64_t rows, std::int64_t table_ld_
   const int tx = row_threads(words, 256);
   const int ty = 256 / tx;
   const dim3 block(static_cast<unsigned>(tx), static_cast<unsigned>(ty));
-  embedding_forward_kernel<W><<<ceil_div(n_tokens, ty), block, 0, stream()>>>(
-      static_cast<const char*>(table), rows, table_ld_bytes, tokens, n_tokens, vocab_offset,
-      static_cast<char*>(out), out_ld_bytes, words);
+  LT_LAUNCH(ceil_div(n_tokens, ty), block, 0, embedding_forward_kernel<W>)
+  (static_cast<const char*>(table), rows, table_ld_bytes, tokens, n_tokens, vocab_offset,
+   static_cast<char*>(out), out_ld_bytes, words);
   check_launch("embedding_forward");
 }
 
@@ -110,9 +110,9 @@ void embedding_backward(Dt dout_dt, const void* dout, std::int64_t dout_ld, Dt d
     using T = LT_TAG_TYPE(tt);
     dispatch(dtable_dt, [&](auto tg) {
       using G = LT_TAG_TYPE(tg);
-      embedding_backward_kernel<T, G><<<grid, threads, 0, stream()>>>(
-          static_cast<const T*>(dout), dout_ld, static_cast<G*>(dtable), dtable_ld, dim, positions,
-          seg_start, seg_row);
+      LT_LAUNCH(grid, threads, 0, embedding_backward_kernel<T, G>)
+      (static_cast<const T*>(dout), dout_ld, static_cast<G*>(dtable), dtable_ld, dim, positions,
+       seg_start, seg_row);
     });
   });
   check_launch("embedding_backward");

@@ -11,7 +11,7 @@ __global__ void attention_merge_kernel(O* out, std::int64_t ldo, const P* part, 
                                        L* lse, const L* part_lse, std::int64_t q_len,
                                        std::int64_t heads, std::int64_t hd) {
   using C = comp_t<O>;
-  extern __shared__ __align__(16) unsigned char smem_raw[];
+  LT_DYNAMIC_SMEM(smem_raw);
   double* new_lse = reinterpret_cast<double*>(smem_raw);  // [heads]
   C* wa = reinterpret_cast<C*>(new_lse + heads);          // [heads]
   C* wc = wa + heads;                                     // [heads]
@@ -72,9 +72,9 @@ void attention_merge(Dt out_dt, void* out, std::int64_t ldo, Dt part_dt, const v
       using P = LT_TAG_TYPE(tp);
       auto run = [&](auto lt) {
         using L = decltype(lt);
-        attention_merge_kernel<O, P, L><<<static_cast<unsigned>(rows), threads, smem, stream()>>>(
-            static_cast<O*>(out), ldo, static_cast<const P*>(part), ldp, static_cast<L*>(lse),
-            static_cast<const L*>(part_lse), q_len, heads, head_dim);
+        LT_LAUNCH(static_cast<unsigned>(rows), threads, smem, attention_merge_kernel<O, P, L>)
+        (static_cast<O*>(out), ldo, static_cast<const P*>(part), ldp, static_cast<L*>(lse),
+         static_cast<const L*>(part_lse), q_len, heads, head_dim);
       };
       if (lse_dt == Dt::f64) {
         run(double{});

@@ -23,7 +23,7 @@ __global__ void rmsnorm_forward_kernel(const T* x, std::int64_t ldx, const T* w,
                                        std::int64_t ldy, stat_t<T>* rstd, std::int64_t dim,
                                        double eps) {
   using C = comp_t<T>;
-  __shared__ C scratch[33];
+  LT_SHARED_ARRAY(C, scratch, 33);
   const std::int64_t r = blockIdx.x;
   const T* xr = x + r * ldx;
   T* yr = y + r * ldy;
@@ -61,9 +61,9 @@ __global__ void rmsnorm_backward_kernel(const T* dy, std::int64_t ldg, const T* 
                                         bool accumulate, comp_t<T>* partial, std::int64_t rows,
                                         std::int64_t dim, std::int64_t chunk_rows) {
   using C = comp_t<T>;
-  extern __shared__ __align__(16) unsigned char smem_raw[];
+  LT_DYNAMIC_SMEM(smem_raw);
   C* pw = reinterpret_cast<C*>(smem_raw);
-  __shared__ C scratch[33];
+  LT_SHARED_ARRAY(C, scratch, 33);
   const std::int64_t nv = dim / V;
   for (std::int64_t i = threadIdx.x; i < nv; i += blockDim.x) {
 #pragma unroll
@@ -255,9 +255,9 @@ void rmsnorm_forward(Dt dt, const void* x, std::int64_t ldx, const void* weight,
     const int v = vec_width<T>({{x, ldx}, {weight, 0}, {y, ldy}}, dim);
     const int threads = row_threads(dim / v, 256);
     auto run = [&](auto kernel) {
-      kernel<<<static_cast<unsigned>(rows), threads, 0, stream()>>>(
-          static_cast<const T*>(x), ldx, static_cast<const T*>(weight), static_cast<T*>(y), ldy,
-          static_cast<stat_t<T>*>(rstd), dim, eps);
+      LT_LAUNCH(static_cast<unsigned>(rows), threads, 0, kernel)
+      (static_cast<const T*>(x), ldx, static_cast<const T*>(weight), static_cast<T*>(y), ldy,
+       static_cast<stat_t<T>*>(rstd), dim, eps);
     };
     if (v == 1) {
       run(rmsnorm_forward_kernel<T, 1>);
@@ -289,10 +289,10 @@ void rmsnorm_backward(Dt dt, const void* dy, std::int64_t ldg, const void* x, st
         LT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                            static_cast<int>(smem)));
       }
-      kernel<<<static_cast<unsigned>(chunks), threads, smem, stream()>>>(
-          static_cast<const T*>(dy), ldg, static_cast<const T*>(x), ldx,
-          static_cast<const T*>(weight), static_cast<const stat_t<T>*>(rstd), static_cast<T*>(dx),
-          ldd, accumulate_dx, static_cast<C*>(partial), rows, dim, chunk_rows);
+      LT_LAUNCH(static_cast<unsigned>(chunks), threads, smem, kernel)
+      (static_cast<const T*>(dy), ldg, static_cast<const T*>(x), ldx, static_cast<const T*>(weight),
+       static_cast<const stat_t<T>*>(rstd), static_cast<T*>(dx), ldd, accumulate_dx,
+       static_cast<C*>(partial), rows, dim, chunk_rows);
     };
     if (v == 1) {
       run(rmsnorm_backward_kernel<T, 1>);
@@ -302,8 +302,8 @@ void rmsnorm_backward(Dt dt, const void* dy, std::int64_t ldg, const void* x, st
     check_launch("rmsnorm_backward");
     dispatch(dweight_dt, [&](auto gtag) {
       using G = LT_TAG_TYPE(gtag);
-      rmsnorm_dweight_kernel<C, G><<<ceil_div(dim, 256), 256, 0, stream()>>>(
-          static_cast<const C*>(partial), chunks, dim, static_cast<G*>(dweight));
+      LT_LAUNCH(ceil_div(dim, 256), 256, 0, rmsnorm_dweight_kernel<C, G>)
+      (static_cast<const C*>(partial), chunks, dim, static_cast<G*>(dweight));
     });
     check_launch("rmsnorm_backward (weight gradient)");
   });
@@ -324,8 +324,8 @@ void rope_apply(Dt dt, void* x, std::int64_t ldx, std::int64_t rows, std::int64_
                       : 1;
     const RowGrid g = row_grid(rows, heads * (half / v));
     auto run = [&](auto kernel) {
-      kernel<<<g.grid, g.block, 0, stream()>>>(static_cast<T*>(x), ldx, rows, heads, half,
-                                               positions, cos_table, sin_table, table_ld, sign);
+      LT_LAUNCH(g.grid, g.block, 0, kernel)
+      (static_cast<T*>(x), ldx, rows, heads, half, positions, cos_table, sin_table, table_ld, sign);
     };
     if (v == 1) {
       run(rope_kernel<T, 1>);
@@ -346,8 +346,8 @@ void swiglu_forward(Dt dt, const void* gate_up, std::int64_t ldg, void* out, std
     const int v = vec_width<T>({{gate_up, ldg}, {out, ldo}}, f);
     const RowGrid g = row_grid(rows, f / v);
     auto run = [&](auto kernel) {
-      kernel<<<g.grid, g.block, 0, stream()>>>(static_cast<const T*>(gate_up), ldg,
-                                               static_cast<T*>(out), ldo, rows, f);
+      LT_LAUNCH(g.grid, g.block, 0, kernel)
+      (static_cast<const T*>(gate_up), ldg, static_cast<T*>(out), ldo, rows, f);
     };
     if (v == 1) {
       run(swiglu_forward_kernel<T, 1>);
@@ -368,9 +368,9 @@ void swiglu_backward(Dt dt, const void* dout, std::int64_t ldd, const void* gate
     const int v = vec_width<T>({{dout, ldd}, {gate_up, ldg}, {dgate_up, ldr}}, f);
     const RowGrid g = row_grid(rows, f / v);
     auto run = [&](auto kernel) {
-      kernel<<<g.grid, g.block, 0, stream()>>>(static_cast<const T*>(dout), ldd,
-                                               static_cast<const T*>(gate_up), ldg,
-                                               static_cast<T*>(dgate_up), ldr, rows, f);
+      LT_LAUNCH(g.grid, g.block, 0, kernel)
+      (static_cast<const T*>(dout), ldd, static_cast<const T*>(gate_up), ldg,
+       static_cast<T*>(dgate_up), ldr, rows, f);
     };
     if (v == 1) {
       run(swiglu_backward_kernel<T, 1>);

@@ -40,6 +40,12 @@ inline dim3 gridDim{1, 1, 1};
 struct float2 {
   float x, y;
 };
+struct alignas(8) uint2 {
+  unsigned x, y;
+};
+struct alignas(16) uint4 {
+  unsigned x, y, z, w;
+};
 inline float2 make_float2(float x, float y) {
   return {x, y};
 }
