@@ -7,9 +7,12 @@
 // tests/gpu/test_cuda_model_kernels.cpp.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/ops.h"
@@ -114,6 +117,189 @@ TEST(CudaSim, AttentionLaunchersDispatchBf16HeadDims64And128ToFlash) {
   for (const AttnCase& c : kCases) check_attention(c, DType::bf16, true);
   // causal_gqa2 (64) and docs_hd128 (128), forward and backward each.
   EXPECT_EQ(lt_sim::cuda::flash::calls() - before, 4);
+}
+
+// ------------------------------------------------------------------- row-wise kernels
+
+Tensor rnd(const Shape& s, DType d, std::uint64_t seed, double scale = 1.0) {
+  return test::random_tensor(s, d, seed, "sim", scale);
+}
+
+constexpr DType kTypes[] = {DType::f32, DType::bf16, DType::f64};
+
+TEST(CudaSim, RmsNormForwardAndBackwardMatchTheCpuBackend) {
+  const std::int64_t rows = 37, dim = 96;  // rows not a multiple of the 8-row chunks
+  for (DType dt : kTypes) {
+    SCOPED_TRACE(std::string(dtype_name(dt)));
+    const DType grad_dt = dt == DType::f64 ? DType::f64 : DType::f32;
+    const Tensor x = rnd(Shape{rows, dim}, dt, 1), w = rnd(Shape{dim}, dt, 2);
+    const Tensor y_ref = host(Shape{rows, dim}, dt), r_ref = host(Shape{rows}, stat_dtype(dt));
+    rmsnorm_forward(x, w, 1e-5, y_ref, r_ref);
+    const Tensor y = host(Shape{rows, dim}, dt), r = host(Shape{rows}, stat_dtype(dt));
+    sl::rmsnorm_forward(dt_of(dt), x.raw(), dim, w.raw(), y.raw(), dim, r.raw(), rows, dim, 1e-5);
+    EXPECT_LE(test::relative_error(y, y_ref), tol(dt, 1e-6, 1e-2, 1e-12)) << "y";
+    EXPECT_LE(test::relative_error(r, r_ref), tol(dt, 1e-6, 1e-6, 1e-12)) << "rstd";
+
+    const Tensor dy = rnd(Shape{rows, dim}, dt, 3);
+    const Tensor dx_ref = host(Shape{rows, dim}, dt),
+                 dw_ref = Tensor::zeros(Shape{dim}, grad_dt, MemCategory::workspace, Device::cpu);
+    rmsnorm_backward(dy, x, w, r_ref, dx_ref, dw_ref, false);
+    const Tensor dx = host(Shape{rows, dim}, dt),
+                 dw = Tensor::zeros(Shape{dim}, grad_dt, MemCategory::workspace, Device::cpu);
+    // The launcher's scratch contract: 256-byte aligned, like the device allocator's blocks (the
+    // kernel stores the partial sums as 32-byte vectors: unaligned, they fault).
+    std::vector<double> partial(static_cast<std::size_t>(sl::rmsnorm_chunks(rows) * dim) + 32);
+    void* aligned = partial.data();
+    std::size_t space = partial.size() * sizeof(double);
+    ASSERT_NE(std::align(256, sizeof(double), aligned, space), nullptr);
+    sl::rmsnorm_backward(dt_of(dt), dy.raw(), dim, x.raw(), dim, w.raw(), r_ref.raw(), dx.raw(),
+                         dim, false, dt_of(grad_dt), dw.raw(), rows, dim, aligned);
+    EXPECT_LE(test::relative_error(dx, dx_ref), tol(dt, 1e-5, 1e-2, 1e-12)) << "dx";
+    EXPECT_LE(test::relative_error(dw, dw_ref), tol(dt, 1e-5, 1e-4, 1e-12)) << "dweight";
+  }
+}
+
+TEST(CudaSim, SwiGluAndRopeMatchTheCpuBackend) {
+  const std::int64_t rows = 19, f = 40, heads = 3, hd = 16, max_pos = 64;
+  for (DType dt : kTypes) {
+    SCOPED_TRACE(std::string(dtype_name(dt)));
+    const Tensor gu = rnd(Shape{rows, 2 * f}, dt, 4);
+    const Tensor out_ref = host(Shape{rows, f}, dt), out = host(Shape{rows, f}, dt);
+    swiglu_forward(gu, out_ref);
+    sl::swiglu_forward(dt_of(dt), gu.raw(), 2 * f, out.raw(), f, rows, f);
+    EXPECT_LE(test::relative_error(out, out_ref), tol(dt, 1e-6, 1e-2, 1e-12)) << "swiglu";
+    const Tensor dout = rnd(Shape{rows, f}, dt, 5);
+    const Tensor dgu_ref = host(Shape{rows, 2 * f}, dt), dgu = host(Shape{rows, 2 * f}, dt);
+    swiglu_backward(dout, gu, dgu_ref);
+    sl::swiglu_backward(dt_of(dt), dout.raw(), f, gu.raw(), 2 * f, dgu.raw(), 2 * f, rows, f);
+    EXPECT_LE(test::relative_error(dgu, dgu_ref), tol(dt, 1e-6, 1e-2, 1e-12)) << "swiglu backward";
+
+    const Tensor cos_t = rnd(Shape{max_pos, hd / 2}, DType::f32, 6),
+                 sin_t = rnd(Shape{max_pos, hd / 2}, DType::f32, 7);
+    std::vector<std::int32_t> positions;
+    for (std::int64_t r = 0; r < rows; ++r)
+      positions.push_back(static_cast<std::int32_t>((r * 7) % max_pos));
+    for (bool inverse : {false, true}) {
+      const Tensor x_ref = rnd(Shape{rows, heads * hd}, dt, 8),
+                   x = rnd(Shape{rows, heads * hd}, dt, 8);
+      rope_apply(x_ref, hd, positions, cos_t, sin_t, inverse);
+      sl::rope_apply(dt_of(dt), x.raw(), heads * hd, rows, heads * hd, hd, positions.data(),
+                     cos_t.data<float>(), sin_t.data<float>(), hd / 2, inverse);
+      EXPECT_LE(test::relative_error(x, x_ref), tol(dt, 1e-6, 1e-2, 1e-12)) << "rope " << inverse;
+    }
+  }
+}
+
+TEST(CudaSim, CrossEntropyWholeRowsAndShardsMatchTheCpuBackend) {
+  const std::int64_t rows = 9, width = 300, valid = 290;
+  for (DType dt : {DType::f32, DType::f64}) {
+    SCOPED_TRACE(std::string(dtype_name(dt)));
+    std::vector<std::int32_t> targets;
+    std::vector<float> weights;
+    for (std::int64_t r = 0; r < rows; ++r) {
+      targets.push_back(static_cast<std::int32_t>((r * 37) % valid));
+      weights.push_back(r % 4 == 3 ? 0.f : 1.f);
+    }
+    const Tensor logits_ref = rnd(Shape{rows, width}, dt, 9, 3.0),
+                 logits = rnd(Shape{rows, width}, dt, 9, 3.0);
+    std::vector<std::int32_t> pred_ref(static_cast<std::size_t>(rows)),
+        pred(static_cast<std::size_t>(rows));
+    const double ref = softmax_cross_entropy(logits_ref, targets, weights, 0.5, pred_ref, valid);
+    std::vector<double> loss(static_cast<std::size_t>(rows));
+    sl::softmax_cross_entropy(dt_of(dt), logits.raw(), width, rows, width, valid, targets.data(),
+                              weights.data(), 0.5, loss.data(), pred.data());
+    double total = 0;
+    for (std::int64_t r = 0; r < rows; ++r)
+      total += weights[static_cast<std::size_t>(r)] * loss[static_cast<std::size_t>(r)];
+    EXPECT_NEAR(total, ref, tol(dt, 1e-5, 0, 1e-12) * std::abs(ref)) << "loss";
+    EXPECT_EQ(pred, pred_ref) << "argmax";
+    EXPECT_LE(test::relative_error(logits, logits_ref), tol(dt, 1e-5, 0, 1e-12)) << "gradient";
+
+    // The vocab-parallel passes over a shard of columns [100, 300) against the whole-row result.
+    const std::int64_t offset = 100, shard = width - offset;
+    const Tensor full = rnd(Shape{rows, width}, dt, 10, 3.0);
+    const Tensor part = host(Shape{rows, shard}, dt);
+    copy(full.columns(offset, shard), part);
+    std::vector<double> row_max(static_cast<std::size_t>(rows)),
+        sum_exp(static_cast<std::size_t>(rows)), target_logit(static_cast<std::size_t>(rows));
+    std::vector<std::int32_t> argmax(static_cast<std::size_t>(rows));
+    sl::cross_entropy_shard_max(dt_of(dt), part.raw(), shard, rows, valid - offset, offset,
+                                row_max.data(), argmax.data());
+    sl::cross_entropy_shard_sums(dt_of(dt), part.raw(), shard, rows, valid - offset, offset,
+                                 row_max.data(), targets.data(), sum_exp.data(),
+                                 target_logit.data());
+    const Tensor f64 = test::to_f64(full);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      double m = -INFINITY, se = 0, tl = 0;
+      for (std::int64_t c = offset; c < valid; ++c)
+        m = std::max(m, f64.data<double>()[r * width + c]);
+      for (std::int64_t c = offset; c < valid; ++c)
+        se += std::exp(f64.data<double>()[r * width + c] - m);
+      const std::int32_t t = targets[static_cast<std::size_t>(r)];
+      if (t >= offset) tl = f64.data<double>()[r * width + t];
+      const auto i = static_cast<std::size_t>(r);
+      EXPECT_NEAR(row_max[i], m, 1e-6 * std::abs(m)) << "row " << r;
+      EXPECT_NEAR(sum_exp[i], se, 1e-5 * se) << "row " << r;
+      EXPECT_NEAR(target_logit[i], tl, 1e-6 * std::abs(tl) + 1e-12) << "row " << r;
+    }
+  }
+}
+
+TEST(CudaSim, AttentionMergeMatchesTheCpuBackend) {
+  const std::int64_t batch = 2, q_len = 13, heads = 3, hd = 24, rows = batch * q_len;
+  for (DType dt : kTypes) {
+    SCOPED_TRACE(std::string(dtype_name(dt)));
+    const DType acc = dt == DType::f64 ? DType::f64 : DType::f32;
+    const Tensor part = rnd(Shape{rows, heads * hd}, acc, 11),
+                 part_lse = rnd(Shape{batch, heads, q_len}, acc, 12);
+    const Tensor out_ref = rnd(Shape{rows, heads * hd}, acc, 13),
+                 lse_ref = rnd(Shape{batch, heads, q_len}, acc, 14);
+    const Tensor out = rnd(Shape{rows, heads * hd}, acc, 13),
+                 lse = rnd(Shape{batch, heads, q_len}, acc, 14);
+    attention_merge(out_ref, lse_ref, part, part_lse, heads, hd);
+    sl::attention_merge(dt_of(acc), out.raw(), heads * hd, dt_of(acc), part.raw(), heads * hd,
+                        dt_of(acc), lse.raw(), part_lse.raw(), batch, q_len, heads, hd);
+    EXPECT_LE(test::relative_error(out, out_ref), tol(acc, 2e-6, 0, 1e-12));
+    EXPECT_LE(test::relative_error(lse, lse_ref), tol(acc, 1e-6, 0, 1e-12));
+  }
+}
+
+TEST(CudaSim, EmbeddingForwardAndBackwardMatchTheCpuBackend) {
+  const std::int64_t vocab = 50, dim = 40;
+  const std::vector<std::int32_t> tokens = {3, 7, 3, 49, 0, 7, 7, 12, 3, 25, 49};
+  const auto n = static_cast<std::int64_t>(tokens.size());
+  for (DType dt : kTypes) {
+    SCOPED_TRACE(std::string(dtype_name(dt)));
+    const Tensor table = rnd(Shape{vocab, dim}, dt, 15);
+    const Tensor out_ref = host(Shape{n, dim}, dt), out = host(Shape{n, dim}, dt);
+    embedding_forward(table, tokens, out_ref);
+    sl::embedding_forward(dtype_size(dt), table.raw(), vocab, dim, dim, tokens.data(), n, 0,
+                          out.raw(), dim);
+    EXPECT_EQ(test::relative_error(out, out_ref), 0.0) << "forward";
+
+    const DType grad_dt = dt == DType::f64 ? DType::f64 : DType::f32;
+    const Tensor dout = rnd(Shape{n, dim}, dt, 16);
+    const Tensor dt_ref = rnd(Shape{vocab, dim}, grad_dt, 17),
+                 dtab = rnd(Shape{vocab, dim}, grad_dt, 17);
+    embedding_backward(dout, tokens, dt_ref);
+    // Occurrences grouped by row, token order within a row (as model_ops.cpp stages them).
+    std::vector<std::pair<std::int32_t, std::int32_t>> occ;
+    for (std::int32_t t = 0; t < n; ++t) occ.emplace_back(tokens[static_cast<std::size_t>(t)], t);
+    std::sort(occ.begin(), occ.end());
+    std::vector<std::int32_t> positions, seg_start, seg_row;
+    for (std::size_t i = 0; i < occ.size(); ++i) {
+      if (i == 0 || occ[i].first != occ[i - 1].first) {
+        seg_start.push_back(static_cast<std::int32_t>(i));
+        seg_row.push_back(occ[i].first);
+      }
+      positions.push_back(occ[i].second);
+    }
+    seg_start.push_back(static_cast<std::int32_t>(occ.size()));
+    sl::embedding_backward(dt_of(dt), dout.raw(), dim, dt_of(grad_dt), dtab.raw(), dim, dim,
+                           positions.data(), seg_start.data(), seg_row.data(),
+                           static_cast<std::int64_t>(seg_row.size()));
+    EXPECT_EQ(test::relative_error(dtab, dt_ref), 0.0) << "backward, in token order";
+  }
 }
 
 }  // namespace
