@@ -302,5 +302,117 @@ TEST(CudaSim, EmbeddingForwardAndBackwardMatchTheCpuBackend) {
   }
 }
 
+// ------------------------------------------------------------------- base (element-wise) kernels
+
+sl::Matrix matrix(const Tensor& t) {
+  sl::Matrix m;
+  m.data = t.raw();
+  m.dt = dt_of(t.dtype());
+  m.rows = t.rank() == 1 ? 1 : t.dim(0);
+  m.cols = t.rank() == 1 ? t.dim(0) : t.dim(1);
+  m.ld = t.rank() == 1 ? t.dim(0) : t.row_stride();
+  return m;
+}
+
+TEST(CudaSim, CastsFillScaleAndAddMatchTheCpuBackend) {
+  for (DType from : kTypes)
+    for (DType to : kTypes) {
+      SCOPED_TRACE(std::string(dtype_name(from)) + " -> " + std::string(dtype_name(to)));
+      // A strided view (columns 3..3+50 of 70) into a contiguous tensor and back.
+      const Tensor wide = rnd(Shape{21, 70}, from, 20, 3.0);
+      const Tensor src = wide.columns(3, 50);
+      const Tensor ref = host(Shape{21, 50}, to), out = host(Shape{21, 50}, to);
+      copy(src, ref);
+      sl::cast_copy(matrix(src), matrix(out));
+      EXPECT_EQ(test::relative_error(out, ref), 0.0) << "cast (round to nearest even)";
+    }
+  for (DType dt : kTypes) {
+    SCOPED_TRACE(std::string(dtype_name(dt)));
+    const Tensor a_ref = rnd(Shape{1000}, dt, 21), a = rnd(Shape{1000}, dt, 21);
+    scale(a_ref, 0.37);
+    sl::scale(matrix(a), 0.37);
+    EXPECT_LE(test::relative_error(a, a_ref), tol(dt, 1e-7, 1e-2, 1e-15)) << "scale";
+    fill(a_ref, -2.5);
+    sl::fill(matrix(a), -2.5);
+    EXPECT_EQ(test::relative_error(a, a_ref), 0.0) << "fill";
+    for (DType src_dt : kTypes) {
+      const Tensor d_ref = rnd(Shape{1001}, dt, 22), d = rnd(Shape{1001}, dt, 22);
+      const Tensor src = rnd(Shape{1001}, src_dt, 23);
+      add(d_ref, src, 0.75);
+      sl::add(dt_of(dt), d.raw(), dt_of(src_dt), src.raw(), 1001, 0.75);
+      EXPECT_LE(test::relative_error(d, d_ref), tol(dt, 1e-7, 1e-2, 1e-15))
+          << "add from " << dtype_name(src_dt);
+    }
+  }
+}
+
+TEST(CudaSim, BiasForwardBackwardAndSumOfSquaresMatchTheCpuBackend) {
+  const std::int64_t rows = 70, cols = 33;
+  for (DType dt : kTypes) {
+    SCOPED_TRACE(std::string(dtype_name(dt)));
+    const Tensor bias = rnd(Shape{cols}, dt, 24);
+    const Tensor y_ref = rnd(Shape{rows, cols}, dt, 25), y = rnd(Shape{rows, cols}, dt, 25);
+    add_bias(y_ref, bias);
+    sl::add_bias(matrix(y), bias.raw());
+    EXPECT_LE(test::relative_error(y, y_ref), tol(dt, 1e-7, 1e-2, 1e-15)) << "add_bias";
+
+    const DType grad_dt = dt == DType::f64 ? DType::f64 : DType::f32;
+    const Tensor dy = rnd(Shape{rows, cols}, dt, 26);
+    const Tensor db_ref = rnd(Shape{cols}, grad_dt, 27), db = rnd(Shape{cols}, grad_dt, 27);
+    bias_backward(dy, db_ref);
+    std::vector<double> partial(static_cast<std::size_t>(sl::bias_chunks(rows) * cols));
+    sl::bias_backward(matrix(dy), dt_of(grad_dt), db.raw(), partial.data());
+    EXPECT_LE(test::relative_error(db, db_ref), tol(dt, 1e-6, 1e-6, 1e-13)) << "bias_backward";
+
+    const Tensor x = rnd(Shape{20000}, dt, 28);  // three 8192-element chunks
+    std::vector<double> chunks(static_cast<std::size_t>(sl::sum_squares_chunks(20000) + 1));
+    const double ref = sum_squares(x);
+    EXPECT_NEAR(sl::sum_squares(dt_of(dt), x.raw(), 20000, chunks.data()), ref, 1e-12 * ref);
+  }
+}
+
+TEST(CudaSim, AdamWMatchesTheCpuBackend) {
+  const std::int64_t n = 777;
+  for (DType master_dt : {DType::f32, DType::f64}) {
+    SCOPED_TRACE(std::string(dtype_name(master_dt)));
+    const AdamWStep step{.lr = 1e-2,
+                         .beta1 = 0.9,
+                         .beta2 = 0.95,
+                         .eps = 1e-8,
+                         .weight_decay = 0.1,
+                         .step = 3,
+                         .grad_scale = 0.5};
+    const sl::AdamWArgs args{.lr = 1e-2,
+                             .beta1 = 0.9,
+                             .beta2 = 0.95,
+                             .eps = 1e-8,
+                             .weight_decay = 0.1,
+                             .grad_scale = 0.5,
+                             .step = 3};
+    const Tensor w_ref = rnd(Shape{n}, master_dt, 29), w = rnd(Shape{n}, master_dt, 29);
+    const Tensor g = rnd(Shape{n}, master_dt, 30);
+    const Tensor m_ref = rnd(Shape{n}, master_dt, 31, 0.1), m = rnd(Shape{n}, master_dt, 31, 0.1);
+    Tensor v_ref = rnd(Shape{n}, master_dt, 32, 0.1), v = rnd(Shape{n}, master_dt, 32, 0.1);
+    // Second moments are squares: non-negative.
+    for (const Tensor* t : {&v_ref, &v}) {
+      const Tensor sq = host(Shape{n}, master_dt);
+      copy(*t, sq);
+      const Tensor abs64 = test::to_f64(sq);
+      for (std::int64_t i = 0; i < n; ++i)
+        abs64.data<double>()[i] = std::abs(abs64.data<double>()[i]);
+      copy(abs64, *t);
+    }
+    const Tensor copy_ref = host(Shape{n}, DType::bf16), copy_out = host(Shape{n}, DType::bf16);
+    adamw_update(w_ref, g, m_ref, v_ref, step, copy_ref);
+    sl::adamw_update(dt_of(master_dt), w.raw(), g.raw(), m.raw(), v.raw(), n, args, sl::Dt::bf16,
+                     copy_out.raw());
+    const double t = tol(master_dt, 1e-6, 0, 1e-14);
+    EXPECT_LE(test::relative_error(w, w_ref), t) << "weights";
+    EXPECT_LE(test::relative_error(m, m_ref), t) << "first moment";
+    EXPECT_LE(test::relative_error(v, v_ref), t) << "second moment";
+    EXPECT_LE(test::relative_error(copy_out, copy_ref), 1e-2) << "bf16 compute copy";
+  }
+}
+
 }  // namespace
 }  // namespace lt

@@ -48,9 +48,9 @@ template <int V, class Op>
 void launch_flat(std::int64_t n, bool aligned, const Op& op) {
   if (n <= 0) return;
   if (aligned && V > 1) {
-    flat_kernel<V><<<flat_blocks(n / V), kThreads, 0, stream()>>>(n, op);
+    LT_LAUNCH(flat_blocks(n / V), kThreads, 0, flat_kernel<V, Op>)(n, op);
   } else {
-    flat_kernel<1><<<flat_blocks(n), kThreads, 0, stream()>>>(n, op);
+    LT_LAUNCH(flat_blocks(n), kThreads, 0, flat_kernel<1, Op>)(n, op);
   }
   LT_CUDA_CHECK_LAUNCH();
 }
@@ -71,7 +71,7 @@ void launch_rows(std::int64_t rows, std::int64_t cols, const Op& op) {
   const std::int64_t x = (cols + kThreads - 1) / kThreads;
   const dim3 grid(static_cast<unsigned>(x > 1024 ? 1024 : x),
                   static_cast<unsigned>(rows > 65535 ? 65535 : rows));
-  rows_kernel<<<grid, kThreads, 0, stream()>>>(rows, cols, op);
+  LT_LAUNCH(grid, kThreads, 0, rows_kernel<Op>)(rows, cols, op);
   LT_CUDA_CHECK_LAUNCH();
 }
 

@@ -44,7 +44,7 @@ __global__ void __launch_bounds__(kThreads)
 template <class T>
 __global__ void __launch_bounds__(kThreads)
     sum_squares_chunk_kernel(const T* x, std::int64_t n, std::int64_t chunk, double* partial) {
-  __shared__ double scratch[33];
+  LT_SHARED_ARRAY(double, scratch, 33);
   const std::int64_t begin = static_cast<std::int64_t>(blockIdx.x) * chunk;
   const std::int64_t end = begin + chunk < n ? begin + chunk : n;
   double s = 0.0;
@@ -61,7 +61,7 @@ constexpr int kFinishThreads = 1024;
 // *out = the sum of partial[0, count) in the same fixed order.
 __global__ void __launch_bounds__(kFinishThreads)
     sum_partials_kernel(const double* partial, std::int64_t count, double* out) {
-  __shared__ double scratch[33];
+  LT_SHARED_ARRAY(double, scratch, 33);
   double s = 0.0;
   for (std::int64_t i = threadIdx.x; i < count; i += blockDim.x) s += partial[i];
   s = kern::block_sum(s, scratch);
@@ -81,13 +81,13 @@ void bias_backward(const Matrix& dy, Dt dbias_dt, void* dbias, void* partial) {
       using G = LT_TAG_TYPE(gtag);
       auto* part = static_cast<comp_t<G>*>(partial);
       if (chunks > 0) {
-        bias_partial_kernel<T, G>
-            <<<dim3(col_blocks, static_cast<unsigned>(chunks)), kThreads, 0, kern::stream()>>>(
-                static_cast<const T*>(dy.data), dy.ld, dy.rows, dy.cols, per, part);
+        LT_LAUNCH(dim3(col_blocks, static_cast<unsigned>(chunks)), kThreads, 0,
+                  bias_partial_kernel<T, G>)
+        (static_cast<const T*>(dy.data), dy.ld, dy.rows, dy.cols, per, part);
         LT_CUDA_CHECK_LAUNCH();
       }
-      bias_finish_kernel<G><<<col_blocks, kThreads, 0, kern::stream()>>>(part, chunks, dy.cols,
-                                                                         static_cast<G*>(dbias));
+      LT_LAUNCH(col_blocks, kThreads, 0, bias_finish_kernel<G>)
+      (part, chunks, dy.cols, static_cast<G*>(dbias));
       LT_CUDA_CHECK_LAUNCH();
     });
   });
@@ -98,12 +98,12 @@ double sum_squares(Dt dt, const void* x, std::int64_t n, double* partial) {
   const std::int64_t chunks = sum_squares_chunks(n);
   dispatch(dt, [&](auto tag) {
     using T = LT_TAG_TYPE(tag);
-    sum_squares_chunk_kernel<T><<<static_cast<unsigned>(chunks), kThreads, 0, kern::stream()>>>(
-        static_cast<const T*>(x), n, sum_squares_chunk(), partial);
+    LT_LAUNCH(static_cast<unsigned>(chunks), kThreads, 0, sum_squares_chunk_kernel<T>)
+    (static_cast<const T*>(x), n, sum_squares_chunk(), partial);
     LT_CUDA_CHECK_LAUNCH();
   });
   // The total goes after the chunk sums, in the same scratch.
-  sum_partials_kernel<<<1, kFinishThreads, 0, kern::stream()>>>(partial, chunks, partial + chunks);
+  LT_LAUNCH(1, kFinishThreads, 0, sum_partials_kernel)(partial, chunks, partial + chunks);
   LT_CUDA_CHECK_LAUNCH();
   double total = 0.0;
   LT_CUDA_CHECK(cudaMemcpyAsync(&total, partial + chunks, sizeof(double), cudaMemcpyDeviceToHost,

@@ -42,6 +42,15 @@ inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, std::size_t bytes
   if (bytes > 0) std::memcpy(dst, src, bytes);
   return cudaSuccess;
 }
+inline cudaError_t cudaMemcpy2DAsync(void* dst, std::size_t dpitch, const void* src,
+                                     std::size_t spitch, std::size_t width, std::size_t height,
+                                     cudaMemcpyKind, cudaStream_t) {
+  for (std::size_t r = 0; r < height; ++r) {
+    std::memcpy(static_cast<char*>(dst) + r * dpitch, static_cast<const char*>(src) + r * spitch,
+                width);
+  }
+  return cudaSuccess;
+}
 inline cudaError_t cudaMemsetAsync(void* dst, int value, std::size_t bytes, cudaStream_t) {
   if (bytes > 0) std::memset(dst, value, bytes);
   return cudaSuccess;
