@@ -257,4 +257,12 @@ void adamw_update(const Tensor& master, const Tensor& grad, const Tensor& m, con
   cpu::adamw_update(master, grad, m, v, step, compute_copy);
 }
 
+void set_deterministic_attention(bool deterministic) {
+#ifdef LT_HAVE_CUDA
+  cuda::set_deterministic_attention(deterministic);
+#else
+  (void)deterministic;
+#endif
+}
+
 }  // namespace lt

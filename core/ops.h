@@ -101,6 +101,11 @@ void attention_backward(const AttentionShape& shape, const Tensor& q, const Tens
                         const Tensor& v, const Tensor& out, const Tensor& lse, const Tensor& dout,
                         const Tensor& dq, const Tensor& dk, const Tensor& dv);
 
+// The CUDA attention backward: deterministic (the default: no atomics, the same bits every run)
+// or FA2's faster atomic accumulation of dQ. Process-wide; the CPU backend is always
+// deterministic.
+void set_deterministic_attention(bool deterministic);
+
 // Merges a partial attention result (part_out, part_lse: attention over another block of keys)
 // into an accumulated one (out, lse) by log-sum-exp weighting. out/part_out [batch*q_len,
 // heads*head_dim], lse/part_lse [batch, heads, q_len]; out and lse are updated in place.

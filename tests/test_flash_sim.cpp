@@ -75,7 +75,7 @@ void sim_forward(const Inputs& in, const Tensor& out, const Tensor& lse) {
 
 template <int D>
 void sim_backward(const Inputs& in, const Tensor& out, const Tensor& lse, const Tensor& dout,
-                  const Tensor& dq, const Tensor& dk, const Tensor& dv) {
+                  const Tensor& dq, const Tensor& dk, const Tensor& dv, bool atomic_dq) {
   const cuda::launch::AttentionArgs& a = in.args;
   // delta = rowsum(dO * O) per (batch, head, query), from the bf16 output.
   std::vector<float> delta(static_cast<std::size_t>(a.batch * a.heads * a.q_len));
@@ -100,15 +100,29 @@ void sim_backward(const Inputs& in, const Tensor& out, const Tensor& lse, const 
   auto* dq_p = static_cast<cuda::kern::bf16_t*>(dq.raw());
   auto* dk_p = static_cast<cuda::kern::bf16_t*>(dk.raw());
   auto* dv_p = static_cast<cuda::kern::bf16_t*>(dv.raw());
-  cudasim::launch(dim3(static_cast<unsigned>((a.q_len + fl::kTile - 1) / fl::kTile),
-                       static_cast<unsigned>(a.heads), static_cast<unsigned>(a.batch)),
-                  dim3(fl::kThreads), fl::BackwardSmem<D>::bytes,
-                  [&] { fl::flash_dq_kernel<D>(a, p, dq_p, dq.row_stride()); });
-  cudasim::launch(dim3(static_cast<unsigned>((a.kv_len + fl::kTile - 1) / fl::kTile),
-                       static_cast<unsigned>(a.kv_heads), static_cast<unsigned>(a.batch)),
-                  dim3(fl::kThreads), fl::BackwardSmem<D>::bytes, [&] {
-                    fl::flash_dkv_kernel<D>(a, p, dk_p, dk.row_stride(), dv_p, dv.row_stride());
-                  });
+  const dim3 kv_grid(static_cast<unsigned>((a.kv_len + fl::kTile - 1) / fl::kTile),
+                     static_cast<unsigned>(a.kv_heads), static_cast<unsigned>(a.batch));
+  if (!atomic_dq) {
+    cudasim::launch(dim3(static_cast<unsigned>((a.q_len + fl::kTile - 1) / fl::kTile),
+                         static_cast<unsigned>(a.heads), static_cast<unsigned>(a.batch)),
+                    dim3(fl::kThreads), fl::BackwardSmem<D>::bytes,
+                    [&] { fl::flash_dq_kernel<D>(a, p, dq_p, dq.row_stride()); });
+    cudasim::launch(kv_grid, dim3(fl::kThreads), fl::BackwardSmem<D>::bytes, [&] {
+      fl::flash_dkv_kernel<D, false>(a, p, dk_p, dk.row_stride(), dv_p, dv.row_stride());
+    });
+    return;
+  }
+  // FA2's variant: dQ added atomically by the dK/dV kernel, then rounded.
+  const std::int64_t width = a.heads * D, rows = a.batch * a.q_len;
+  std::vector<float> acc(static_cast<std::size_t>(rows * width), 0.f);
+  cudasim::launch(kv_grid, dim3(fl::kThreads), fl::BackwardSmem<D>::bytes_atomic, [&] {
+    fl::flash_dkv_kernel<D, true>(a, p, dk_p, dk.row_stride(), dv_p, dv.row_stride(), acc.data(),
+                                  width);
+  });
+  cudasim::launch(dim3(4), dim3(fl::kThreads), 0, [&] {
+    fl::flash_dq_convert_kernel<cuda::kern::bf16_t>(acc.data(), width, dq_p, dq.row_stride(), rows,
+                                                    width);
+  });
 }
 
 double lse_error(const Tensor& a, const Tensor& b) {
@@ -152,10 +166,13 @@ void check_case(const AttnCase& c) {
                      ref_dv);
   const Tensor dq = empty(oshape, DType::bf16), dk = empty(kshape, DType::bf16),
                dv = empty(kshape, DType::bf16);
-  sim_backward<D>(in, out_bf16, ref_lse, dout, dq, dk, dv);
-  EXPECT_LE(test::relative_error(dq, ref_dq), 2e-2) << "dq";
-  EXPECT_LE(test::relative_error(dk, ref_dk), 2e-2) << "dk";
-  EXPECT_LE(test::relative_error(dv, ref_dv), 2e-2) << "dv";
+  for (bool atomic_dq : {false, true}) {
+    SCOPED_TRACE(atomic_dq ? "atomic dQ" : "deterministic");
+    sim_backward<D>(in, out_bf16, ref_lse, dout, dq, dk, dv, atomic_dq);
+    EXPECT_LE(test::relative_error(dq, ref_dq), 2e-2) << "dq";
+    EXPECT_LE(test::relative_error(dk, ref_dk), 2e-2) << "dk";
+    EXPECT_LE(test::relative_error(dv, ref_dv), 2e-2) << "dv";
+  }
 }
 
 TEST(FlashSim, HeadDim64MatchesTheCpuBackend) {

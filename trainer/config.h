@@ -63,6 +63,7 @@ struct TrainConfig {
   std::int64_t eval_every = 50;
   std::int64_t eval_samples = 64;
   std::string device = "cpu";  // cpu | cuda | auto
+  bool deterministic = true;   // bit-reproducible GPU attention backward (core/ops.h)
   std::int64_t threads = 0;    // 0: the cores available to this rank
 };
 

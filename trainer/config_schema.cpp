@@ -176,6 +176,10 @@ std::vector<KeySpec> train_keys() {
       {"train.eval_every", train_f<&T::eval_every>, "Steps between evals; 0: never", at_least(0)},
       {"train.eval_samples", train_f<&T::eval_samples>, "Samples per eval", at_least(1)},
       {"train.device", train_f<&T::device>, "Where to compute", {}, {"cpu", "cuda", "auto"}},
+      {"train.deterministic", train_f<&T::deterministic>,
+       "On cuda, the flash-attention backward without atomics: every run gives the same bits "
+       "(false: FA2's atomic dQ accumulation, one pass over K/V, faster; dQ's last bits vary "
+       "between runs). The CPU backend is always deterministic"},
       {"train.threads", train_f<&T::threads>, "CPU threads per rank; 0: the cores available",
        at_least(0)},
   };

@@ -115,6 +115,7 @@ Trainer::Trainer(Config config, ProcessInfo process)
     : config_(std::move(config)), process_(process) {
   check_supported(config_);
   device_ = resolve_train_device(config_, process_.world_size, process_.local_size);
+  set_deterministic_attention(config_.train.deterministic);
   // Parameters, activations and optimizer state go to train.device; host-side buffers name
   // Device::cpu.
   const DeviceScope scope = on_device();

@@ -31,8 +31,13 @@ void count_call();  // by forward() and backward()
 // lse: f32 [batch, heads, q_len].
 void forward(const launch::AttentionArgs& a, void* out, std::int64_t ldo, void* lse);
 // delta: f32 [batch, heads, q_len] = rowsum(dout * out), computed by the caller.
+// dq_accum: null for the deterministic backward (a dQ kernel recomputes S and dP per tile, no
+// atomics, the same bits every run); else dq_accum_bytes(a) of device scratch, and dQ is added
+// there atomically by the dK/dV kernel (FA2: 5 tile products per tile pair instead of 7; the
+// order of the additions, and so dQ's last bits, vary between runs).
 void backward(const launch::AttentionArgs& a, const void* lse, const void* delta, const void* dout,
               std::int64_t ld_dout, void* dq, std::int64_t ld_dq, void* dk, std::int64_t ld_dk,
-              void* dv, std::int64_t ld_dv);
+              void* dv, std::int64_t ld_dv, void* dq_accum = nullptr);
+std::size_t dq_accum_bytes(const launch::AttentionArgs& a);
 
 }  // namespace lt::cuda::flash

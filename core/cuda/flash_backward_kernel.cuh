@@ -25,6 +25,9 @@ struct BackwardSmem {
   // dQ: Q, dO, K[2], V[2]; dK/dV: K, V, Q[2], dO[2]: six tiles either way, plus per-token data.
   static constexpr std::size_t bytes = static_cast<std::size_t>(6 * tile_elems) * sizeof(bf16_t) +
                                        (sizeof(int) * 2 + sizeof(float) * 2) * 3 * kTile;
+  // The atomic-dQ variant also stages the tile's dS^T ([key][query], bf16) for dQ = dS K.
+  static constexpr int ds_elems = kTile * row_stride<kTile>();
+  static constexpr std::size_t bytes_atomic = bytes + ds_elems * sizeof(bf16_t);
 };
 
 struct Pointers {
@@ -56,6 +59,21 @@ __device__ __forceinline__ void tile_product_abt(float (&acc)[kTile / 8][4], std
   }
 }
 
+// acc[dt] += A B for one 16-deep slice: A the 16 x 16 operand fa, B rows [16 kk, 16 kk + 16) of
+// the [inner][D] tile at b_base (a transposed load).
+template <int D>
+__device__ __forceinline__ void mma_rows_times_tile(float (&acc)[D / 8][4],
+                                                    const std::uint32_t (&fa)[4],
+                                                    std::uint32_t b_base, int kk, int lane) {
+#pragma unroll
+  for (int dp = 0; dp < D / 16; ++dp) {
+    std::uint32_t fb[4];
+    ldmatrix_x4_trans(fb, at<D>(b_base, kk * 16 + bt_pair_row(lane), dp * 16 + bt_pair_col(lane)));
+    mma_bf16(acc[2 * dp], fa, fb[0], fb[1]);
+    mma_bf16(acc[2 * dp + 1], fa, fb[2], fb[3]);
+  }
+}
+
 // acc[dt] += A B over the 64-wide inner dimension, A from the C fragments `c` (16 x 64, rounded
 // to bf16) and B the tile at b_base stored [inner][D].
 template <int D>
@@ -66,14 +84,7 @@ __device__ __forceinline__ void tile_product_cb(float (&acc)[D / 8][4],
   for (int kk = 0; kk < kTile / 16; ++kk) {
     std::uint32_t fa[4];
     c_to_a(fa, c[2 * kk], c[2 * kk + 1]);
-#pragma unroll
-    for (int dp = 0; dp < D / 16; ++dp) {
-      std::uint32_t fb[4];
-      ldmatrix_x4_trans(fb,
-                        at<D>(b_base, kk * 16 + bt_pair_row(lane), dp * 16 + bt_pair_col(lane)));
-      mma_bf16(acc[2 * dp], fa, fb[0], fb[1]);
-      mma_bf16(acc[2 * dp + 1], fa, fb[2], fb[3]);
-    }
+    mma_rows_times_tile<D>(acc, fa, b_base, kk, lane);
   }
 }
 
@@ -204,10 +215,56 @@ __global__ void __launch_bounds__(kThreads)
                      dq + (b * a.q_len + q0 + warp * 16) * ld_dq + h * D, ld_dq);
 }
 
+// dQ of one query tile from this block's keys, added into the fp32 accumulator with atomics
+// (FA2's backward: no second pass over K/V, but the sums' order, and so the last bits, vary).
+// ds holds the warp's dS^T fragments (keys x queries, already / scale); sDs is [key][query].
 template <int D>
+__device__ __forceinline__ void add_dq_atomically(const float (&ds)[kTile / 8][4], bf16_t* sDs,
+                                                  std::uint32_t k_base, int warp, int lane, int nq,
+                                                  float scale, float* dq_rows,
+                                                  std::int64_t ld_acc) {
+  const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) {
+#pragma unroll
+    for (int nt = 0; nt < kTile / 8; ++nt) {
+      const int key = warp * 16 + g + 8 * hh, query = nt * 8 + 2 * t;
+      store_pair(sDs + key * row_stride<kTile>() + query, ds[nt][2 * hh], ds[nt][2 * hh + 1]);
+    }
+  }
+  __syncthreads();
+  float acc[D / 8][4];
+#pragma unroll
+  for (int i = 0; i < D / 8; ++i)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) acc[i][e] = 0.f;
+  const std::uint32_t ds_base = smem_address(sDs);
+#pragma unroll
+  for (int kk = 0; kk < kTile / 16; ++kk) {
+    std::uint32_t fa[4];  // dS rows (queries) from the [key][query] tile: a transposed load
+    ldmatrix_x4_trans(fa, at<kTile>(ds_base, kk * 16 + at_row(lane), warp * 16 + at_col(lane)));
+    mma_rows_times_tile<D>(acc, fa, k_base, kk, lane);
+  }
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) {
+    const int q = warp * 16 + g + 8 * hh;
+    if (q >= nq) continue;
+    float* row = dq_rows + q * ld_acc;
+#pragma unroll
+    for (int dt = 0; dt < D / 8; ++dt) {
+      atomicAdd(row + dt * 8 + 2 * t, acc[dt][2 * hh] * scale);
+      atomicAdd(row + dt * 8 + 2 * t + 1, acc[dt][2 * hh + 1] * scale);
+    }
+  }
+}
+
+// kAtomicDq: also adds this block's share of dQ into dq_accum (fp32 [rows, heads * D], ld_acc)
+// with atomics; the dQ kernel is then not needed.
+template <int D, bool kAtomicDq = false>
 __global__ void __launch_bounds__(kThreads)
     flash_dkv_kernel(launch::AttentionArgs a, Pointers p, bf16_t* dk, std::int64_t ld_dk,
-                     bf16_t* dv, std::int64_t ld_dv) {
+                     bf16_t* dv, std::int64_t ld_dv, float* dq_accum = nullptr,
+                     std::int64_t ld_acc = 0) {
   constexpr int E = BackwardSmem<D>::tile_elems;
   LT_FLASH_SMEM(smem_raw);
   bf16_t* sK = reinterpret_cast<bf16_t*>(smem_raw);
@@ -307,6 +364,12 @@ __global__ void __launch_bounds__(kThreads)
     }
     tile_product_cb<D>(dv_acc, st, o_base, lane);   // dV += P^T dO
     tile_product_cb<D>(dk_acc, dpt, q_base, lane);  // dK += dS^T Q
+    if constexpr (kAtomicDq) {
+      const std::int64_t h = kvh * group + it.hi;
+      add_dq_atomically<D>(dpt, reinterpret_cast<bf16_t*>(sDl + 2 * kTile), k_base, warp, lane, nq,
+                           static_cast<float>(a.scale),
+                           dq_accum + (b * a.q_len + it.q0) * ld_acc + h * D, ld_acc);
+    }
     it = next;
     buf ^= 1;
   }
@@ -315,6 +378,21 @@ __global__ void __launch_bounds__(kThreads)
   store_warp_rows<D>(dk_acc, static_cast<float>(a.scale), lane, bk - warp * 16,
                      dk + row0 * ld_dk + kvh * D, ld_dk);
   store_warp_rows<D>(dv_acc, 1.f, lane, bk - warp * 16, dv + row0 * ld_dv + kvh * D, ld_dv);
+}
+
+// dq = dq_accum rounded to bf16 (rows x width, row strides in elements). A template (of the
+// output type, bf16_t) so that every file including this header may instantiate it.
+template <class Out>
+__global__ void __launch_bounds__(kThreads)
+    flash_dq_convert_kernel(const float* acc, std::int64_t ld_acc, Out* dq, std::int64_t ld_dq,
+                            std::int64_t rows, std::int64_t width) {
+  const std::int64_t n = rows * width;
+  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const std::int64_t r = i / width, c = i - r * width;
+    const std::uint32_t packed = pack_bf16(acc[r * ld_acc + c], 0.f);
+    dq[r * ld_dq + c].bits = static_cast<unsigned short>(packed & 0xffffu);
+  }
 }
 
 }  // namespace lt::cuda::flash

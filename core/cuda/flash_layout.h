@@ -45,6 +45,14 @@ LT_FLASH_HD int b_pair_row(int lane) {
 LT_FLASH_HD int b_pair_col(int lane) {
   return ((lane >> 3) & 1) << 3;
 }
+//  - at_*:      A operand from a matrix stored [k][m] (.trans load): the same addresses as
+//               b_pair_*, since both cut a 16 x 16 block into the same four 8 x 8 matrices
+LT_FLASH_HD int at_row(int lane) {
+  return b_pair_row(lane);
+}
+LT_FLASH_HD int at_col(int lane) {
+  return b_pair_col(lane);
+}
 LT_FLASH_HD int bt_pair_row(int lane) {
   return (((lane >> 3) & 1) << 3) + (lane & 7);
 }

@@ -601,7 +601,7 @@ void attention_forward(const AttentionArgs& a, void* out, std::int64_t ldo, void
 void attention_backward(const AttentionArgs& a, const void* out, std::int64_t ldo, const void* lse,
                         const void* dout, std::int64_t ld_dout, void* dq, std::int64_t ld_dq,
                         void* dk, std::int64_t ld_dk, void* dv, std::int64_t ld_dv,
-                        void* delta_scratch) {
+                        void* delta_scratch, void* dq_accum_scratch) {
   using namespace kern;
   check_args(a);
   if (a.batch == 0 || a.heads == 0) return;
@@ -621,7 +621,8 @@ void attention_backward(const AttentionArgs& a, const void* out, std::int64_t ld
     }
     if constexpr (std::is_same<T, bf16_t>::value) {
       if (flash::supports_backward(a, dout, ld_dout, dq, ld_dq, dk, ld_dk, dv, ld_dv)) {
-        flash::backward(a, lse, delta, dout, ld_dout, dq, ld_dq, dk, ld_dk, dv, ld_dv);
+        flash::backward(a, lse, delta, dout, ld_dout, dq, ld_dq, dk, ld_dk, dv, ld_dv,
+                        dq_accum_scratch);
         return;
       }
     }

@@ -41,6 +41,10 @@ void attention_backward(const AttentionShape& shape, const Tensor& q, const Tens
 // it is off, runs the simple CUDA-core kernels. Tests and benchmarks compare the two.
 void set_flash_attention(bool enabled);
 bool flash_attention_enabled();
+// The flash backward without atomics (default: the same bits every run) or FA2's atomic
+// accumulation of dQ (faster: one pass over K/V; dQ's last bits vary between runs).
+void set_deterministic_attention(bool deterministic);
+bool deterministic_attention();
 // Attention calls (forward and backward) that ran the flash kernels in this process so far.
 std::int64_t flash_attention_calls();
 // Whether attention_forward / attention_backward with these tensors run the flash kernels.

@@ -114,11 +114,13 @@ struct AttentionArgs {
 constexpr std::int64_t kAttnMaxHeadDim = 256;
 // out [batch*q_len, heads*head_dim] (out_dt), lse [batch, heads, q_len] (f32, f64 for f64).
 void attention_forward(const AttentionArgs& a, void* out, std::int64_t ldo, void* lse);
-// delta_scratch: batch*heads*q_len compute-type elements of device scratch.
+// delta_scratch: batch*heads*q_len compute-type elements of device scratch. dq_accum_scratch
+// (nullable): when the flash kernels run, batch*q_len*heads*head_dim floats of device scratch
+// select their atomic-dQ backward (flash_attention.h); null keeps every backward deterministic.
 void attention_backward(const AttentionArgs& a, const void* out, std::int64_t ldo, const void* lse,
                         const void* dout, std::int64_t ld_dout, void* dq, std::int64_t ld_dq,
                         void* dk, std::int64_t ld_dk, void* dv, std::int64_t ld_dv,
-                        void* delta_scratch);
+                        void* delta_scratch, void* dq_accum_scratch = nullptr);
 
 // ---- cross-entropy (model_cross_entropy.cu) ----
 // dt is f32 or f64. Per row: loss[r] = (lse - logit[target]) in the compute type, widened to

@@ -380,12 +380,21 @@ void attention_backward(const AttentionShape& a, const Tensor& q, const Tensor& 
   Staging staging;
   stage_attention(a, staging, args);
   Tensor delta = device_scratch(a.batch * a.heads * a.q_len, stat_dtype(q.dtype()));
+  // The atomic-dQ flash backward when determinism is not asked for (the scratch is its fp32 dQ).
+  Tensor dq_accum;
+  if (!deterministic_attention() &&
+      flash::supports_backward(args, dout.raw(), ld(dout), dq.raw(), ld(dq), dk.raw(), ld(dk),
+                               dv.raw(), ld(dv))) {
+    dq_accum = device_scratch(a.batch * a.q_len * a.heads * a.head_dim, DType::f32);
+  }
   launch::attention_backward(args, out.raw(), ld(out), lse.raw(), dout.raw(), ld(dout), dq.raw(),
-                             ld(dq), dk.raw(), ld(dk), dv.raw(), ld(dv), delta.raw());
+                             ld(dq), dk.raw(), ld(dk), dv.raw(), ld(dv), delta.raw(),
+                             dq_accum.defined() ? dq_accum.raw() : nullptr);
 }
 
 namespace {
 std::atomic<bool> g_flash_attention{true};
+std::atomic<bool> g_deterministic_attention{true};
 }  // namespace
 
 void set_flash_attention(bool enabled) {
@@ -394,6 +403,14 @@ void set_flash_attention(bool enabled) {
 
 bool flash_attention_enabled() {
   return g_flash_attention;
+}
+
+void set_deterministic_attention(bool deterministic) {
+  g_deterministic_attention = deterministic;
+}
+
+bool deterministic_attention() {
+  return g_deterministic_attention;
 }
 
 std::int64_t flash_attention_calls() {

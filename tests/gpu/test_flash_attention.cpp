@@ -169,6 +169,11 @@ TEST(FlashAttention, BackwardMatchesCpuAndSimpleKernel) {
     }
     expect_grads_near(flash, ref, kGradTol, "CPU");
     expect_grads_near(flash, simple, kGradTol, "simple kernel");
+    // FA2's atomic dQ accumulation (train.deterministic: false).
+    cuda::set_deterministic_attention(false);
+    const Qkv atomic = run_backward(in, gpu_in, gpu_f, dout_g, c, Device::cuda, 93);
+    cuda::set_deterministic_attention(true);
+    expect_grads_near(atomic, ref, kGradTol, "CPU (atomic dQ)");
   }
 }
 

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <barrier>
 #include <cmath>
 #include <cstddef>
@@ -179,6 +180,9 @@ template <class T>
 T __shfl_xor_sync(unsigned, T v, int mask) {
   const auto all = cudasim::warp_exchange<1>({cudasim::to_word(v)});
   return cudasim::from_word<T>(all[static_cast<std::size_t>(cudasim::lane_id() ^ mask)][0]);
+}
+inline float atomicAdd(float* p, float v) {
+  return std::atomic_ref<float>(*p).fetch_add(v);
 }
 inline float __uint_as_float(unsigned u) {
   return cudasim::from_word<float>(u);
