@@ -6,7 +6,8 @@
 // it prints "no CUDA device" and exits 0. bench/flash_vs_sdpa.sh runs both.
 //
 //   bench_cuda_attention [--seqs 4096,8192,16384,32768] [--head-dims 128,64] [--iters N]
-//                        [--warmup N] [--tokens N] [--hidden N] [--simple] [--reference FILE]
+//                        [--warmup N] [--tokens N] [--hidden N] [--simple] [--atomic-dq]
+//                        [--reference FILE]
 //
 // Shapes follow FlashAttention's benchmark: batch = max(1, tokens / seq) sequences (16K tokens
 // by default), heads = hidden / head_dim (hidden 2048), as many KV heads as heads. FLOPs are the
@@ -14,6 +15,8 @@
 // 2.5x the forward (FA2's convention; our deterministic backward recomputes more than that, which
 // the figure therefore does not credit). Each call includes the host staging of the per-token
 // masks (a few microseconds). --simple also times the simple CUDA-core kernels up to 8K.
+// --atomic-dq times FA2's atomic-dQ backward (train.deterministic: false) instead of the
+// deterministic default.
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -44,6 +47,7 @@ struct Args {
   std::int64_t tokens = 16384;
   std::int64_t hidden = 2048;
   bool simple = false;
+  bool atomic_dq = false;
   std::string reference;
 };
 
@@ -90,6 +94,8 @@ Args parse(int argc, char** argv) {
       a.hidden = std::stoll(next());
     } else if (k == "--simple") {
       a.simple = true;
+    } else if (k == "--atomic-dq") {
+      a.atomic_dq = true;
     } else if (k == "--reference") {
       a.reference = next();
     } else {
@@ -191,8 +197,11 @@ void print_header(bool with_reference) {
 
 void bench(const Args& args) {
   const std::map<Key, Times> reference = read_reference(args.reference);
-  fmt::print("flash attention, bf16, medians of {} timed calls after {} warm-up calls; TFLOP/s\n",
-             args.iters, args.warmup);
+  lt::cuda::set_deterministic_attention(!args.atomic_dq);
+  fmt::print(
+      "flash attention, bf16, {} backward, medians of {} timed calls after {} warm-up calls; "
+      "TFLOP/s\n",
+      args.atomic_dq ? "atomic-dQ" : "deterministic", args.iters, args.warmup);
   print_header(!reference.empty());
   for (bool causal : {true, false}) {
     for (std::int64_t hd : args.head_dims) {
