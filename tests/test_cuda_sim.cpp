@@ -49,8 +49,10 @@ AttnRun attention_run(const AttnCase& c, DType dt, bool allow_flash) {
   s.k_order = r.masks.k_order;
   s.q_doc = r.masks.q_doc;
   s.k_doc = r.masks.k_doc;
-  r.q_gran = attention_granules(r.masks.q_order, r.masks.q_doc, c.batch, c.q_len);
-  r.k_gran = attention_granules(r.masks.k_order, r.masks.k_doc, c.batch, c.kv_len);
+  r.q_gran =
+      cuda::attention_granules(r.masks.q_order, r.masks.q_doc, c.batch, c.q_len, sl::kAttnGranule);
+  r.k_gran =
+      cuda::attention_granules(r.masks.k_order, r.masks.k_doc, c.batch, c.kv_len, sl::kAttnGranule);
   sl::AttentionArgs& a = r.args;
   a.dt = dt_of(dt);
   a.out_dt = a.dt;

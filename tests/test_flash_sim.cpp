@@ -44,8 +44,10 @@ Inputs make_inputs(const AttnCase& c) {
   shape.k_order = in.masks.k_order;
   shape.q_doc = in.masks.q_doc;
   shape.k_doc = in.masks.k_doc;
-  in.q_gran = attention_granules(in.masks.q_order, in.masks.q_doc, c.batch, c.q_len);
-  in.k_gran = attention_granules(in.masks.k_order, in.masks.k_doc, c.batch, c.kv_len);
+  in.q_gran = cuda::attention_granules(in.masks.q_order, in.masks.q_doc, c.batch, c.q_len,
+                                       cuda::launch::kAttnGranule);
+  in.k_gran = cuda::attention_granules(in.masks.k_order, in.masks.k_doc, c.batch, c.kv_len,
+                                       cuda::launch::kAttnGranule);
   const std::int64_t qw = c.heads * c.head_dim, kw = c.kv_heads * c.head_dim;
   in.q = test::random_tensor(Shape{c.batch * c.q_len, qw}, DType::bf16, 5, "q");
   in.k = test::random_tensor(Shape{c.batch * c.kv_len, kw}, DType::bf16, 5, "k");

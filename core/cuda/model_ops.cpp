@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/cuda/attention_granules.h"
 #include "core/cuda/flash_attention.h"
 #include "core/cuda/model_kernels.h"
 #include "core/cuda/model_launch.h"
@@ -77,36 +78,6 @@ void check_tokens(std::span<const std::int32_t> tokens, std::int64_t vocab) {
 
 // ---------------------------------------------------------------- attention helpers
 
-// Order/doc ranges of every kAttnGranule tokens of every sequence (see model_launch.h).
-std::vector<std::int32_t> granules(std::span<const std::int32_t> order,
-                                   std::span<const std::int32_t> doc, std::int64_t batch,
-                                   std::int64_t len) {
-  const std::int64_t g = launch::kAttnGranule, n = (len + g - 1) / g;
-  std::vector<std::int32_t> out(static_cast<std::size_t>(4 * batch * n));
-  for (std::int64_t b = 0; b < batch; ++b) {
-    for (std::int64_t k = 0; k < n; ++k) {
-      std::int32_t omin = std::numeric_limits<std::int32_t>::max();
-      std::int32_t omax = std::numeric_limits<std::int32_t>::min();
-      std::int32_t dmin = omin, dmax = omax;
-      for (std::int64_t i = k * g; i < std::min(len, (k + 1) * g); ++i) {
-        const auto t = static_cast<std::size_t>(b * len + i);
-        const std::int32_t o = order.empty() ? static_cast<std::int32_t>(i) : order[t];
-        const std::int32_t d = doc.empty() ? 0 : doc[t];
-        omin = std::min(omin, o);
-        omax = std::max(omax, o);
-        dmin = std::min(dmin, d);
-        dmax = std::max(dmax, d);
-      }
-      std::int32_t* q = out.data() + 4 * (b * n + k);
-      q[0] = omin;
-      q[1] = omax;
-      q[2] = dmin;
-      q[3] = dmax;
-    }
-  }
-  return out;
-}
-
 void check_attention(const AttentionShape& a, const Tensor& q, const Tensor& k, const Tensor& v,
                      const Tensor& out, const Tensor& lse) {
   LT_CHECK(a.heads > 0 && a.kv_heads > 0 && a.heads % a.kv_heads == 0 && a.head_dim > 0,
@@ -134,8 +105,10 @@ void check_attention(const AttentionShape& a, const Tensor& q, const Tensor& k, 
 void stage_attention(const AttentionShape& a, Staging& staging, launch::AttentionArgs& args) {
   const std::size_t qo = staging.add(a.q_order), ko = staging.add(a.k_order);
   const std::size_t qd = staging.add(a.q_doc), kd = staging.add(a.k_doc);
-  const std::vector<std::int32_t> qg = granules(a.q_order, a.q_doc, a.batch, a.q_len);
-  const std::vector<std::int32_t> kg = granules(a.k_order, a.k_doc, a.batch, a.kv_len);
+  const std::vector<std::int32_t> qg =
+      attention_granules(a.q_order, a.q_doc, a.batch, a.q_len, launch::kAttnGranule);
+  const std::vector<std::int32_t> kg =
+      attention_granules(a.k_order, a.k_doc, a.batch, a.kv_len, launch::kAttnGranule);
   const std::size_t qgo = staging.add(std::span<const std::int32_t>(qg));
   const std::size_t kgo = staging.add(std::span<const std::int32_t>(kg));
   staging.upload();

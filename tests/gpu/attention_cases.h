@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/cuda/attention_granules.h"
 #include "core/ops.h"
 #include "tests/gpu/gpu_test_util.h"
 
@@ -103,31 +104,6 @@ inline Qkv make_qkv(const AttnCase& c, DType dt, std::uint64_t seed, Device devi
     t.v = t.kv_full.columns(kw, kw);
   }
   return t;
-}
-
-// {order min, max, doc min, max} per kAttnGranule tokens of each sequence, as
-// core/cuda/model_ops.cpp stages them for the kernels (tests that call the raw launchers).
-inline std::vector<std::int32_t> attention_granules(const std::vector<std::int32_t>& order,
-                                                    const std::vector<std::int32_t>& doc,
-                                                    std::int64_t batch, std::int64_t len,
-                                                    std::int64_t granule = 32) {
-  const std::int64_t n = (len + granule - 1) / granule;
-  std::vector<std::int32_t> out;
-  for (std::int64_t b = 0; b < batch; ++b)
-    for (std::int64_t k = 0; k < n; ++k) {
-      std::int32_t r[4] = {INT32_MAX, INT32_MIN, INT32_MAX, INT32_MIN};
-      for (std::int64_t i = k * granule; i < std::min(len, (k + 1) * granule); ++i) {
-        const auto t = static_cast<std::size_t>(b * len + i);
-        const std::int32_t o = order.empty() ? static_cast<std::int32_t>(i) : order[t];
-        const std::int32_t d = doc.empty() ? 0 : doc[t];
-        r[0] = std::min(r[0], o);
-        r[1] = std::max(r[1], o);
-        r[2] = std::min(r[2], d);
-        r[3] = std::max(r[3], d);
-      }
-      out.insert(out.end(), r, r + 4);
-    }
-  return out;
 }
 
 // The shape, masks and granules of a case in a raw launcher's AttentionArgs (core/cuda's

@@ -10,17 +10,20 @@
 #define LT_FLASH_SIM 1
 
 #include "core/cuda/flash_layout.h"
+#include "core/dtype.h"
 #include "tests/sim/simt.h"
 
 #define LT_FLASH_SMEM(name) unsigned char* name = ::cudasim::block_smem()
 
 namespace cudasim {
+// The framework's own bf16 conversions (core/dtype.h: round to nearest even).
 inline float bf16_to_float(std::uint16_t b) {
-  return from_word<float>(static_cast<std::uint32_t>(b) << 16);
+  lt::bf16 x;
+  x.bits = b;
+  return static_cast<float>(x);
 }
-inline std::uint16_t float_to_bf16(float f) {  // round to nearest even (finite inputs)
-  const auto u = static_cast<std::uint32_t>(to_word(f));
-  return static_cast<std::uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+inline std::uint16_t float_to_bf16(float f) {
+  return lt::bf16::round_from_float(f);
 }
 }  // namespace cudasim
 
